@@ -26,6 +26,8 @@ demo: setup
 	    -p preset tiny -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/tiny
 	$(BIN)/ris_verify data/tiny
 	$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO)/02_covariance.ipynb --cwd nbs --progress-bar
+	$(BIN)/papermill nbs/05_train.ipynb $(DEMO)/05_train.ipynb --cwd nbs --log-output \
+	    -p data_dir ../data/tiny -p epochs 20 -p out_dir ../$(DEMO)/train -p resume True
 	@echo "demo done: executed notebooks in $(DEMO)/, dataset in data/tiny/"
 
 lab: setup
@@ -35,6 +37,7 @@ lab: setup
 bench: setup
 	$(BIN)/python bench/bench_generate.py --preset seed --n 20000
 	$(BIN)/python bench/bench_music.py --preset seed --batch 64
+	$(BIN)/python bench/bench_train.py
 
 clean-demo:
 	rm -rf $(DEMO) data/tiny
