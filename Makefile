@@ -22,17 +22,26 @@ test: setup
 
 demo: setup
 	mkdir -p $(DEMO)
+	@echo "== 1/5 data: tiny preset (reuses valid shards) =="
 	$(BIN)/papermill nbs/01_data.ipynb $(DEMO)/01_data.ipynb --cwd nbs --progress-bar \
 	    -p preset tiny -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/tiny
 	$(BIN)/ris_verify data/tiny
+	@echo "== 2/5 covariance audit =="
 	$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO)/02_covariance.ipynb --cwd nbs --progress-bar
+	@echo "== 3/5 HPO (resumes the study in $(DEMO)/hpo) =="
+	$(BIN)/papermill nbs/06_hpo.ipynb $(DEMO)/06_hpo.ipynb --cwd nbs --log-output \
+	    -p data_dir ../data/tiny -p out_dir ../$(DEMO)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5
+	@echo "== 4/5 training with the HPO's best.json (resumes $(DEMO)/train) =="
 	$(BIN)/papermill nbs/05_train.ipynb $(DEMO)/05_train.ipynb --cwd nbs --log-output \
-	    -p data_dir ../data/tiny -p epochs 20 -p out_dir ../$(DEMO)/train -p resume True
-	@echo "demo done: executed notebooks in $(DEMO)/, dataset in data/tiny/"
+	    -p data_dir ../data/tiny -p params_json ../$(DEMO)/hpo/best.json -p epochs 20 -p out_dir ../$(DEMO)/train -p resume True
+	@echo "== 5/5 thresholds on validation, then the test split =="
+	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO)/07_eval.ipynb --cwd nbs --log-output \
+	    -p ckpt ../$(DEMO)/train/best.pt -p data_dir ../data/tiny -p out_dir ../$(DEMO) -p train_if_missing False
+	@echo "demo done: executed notebooks in $(DEMO)/, report $(DEMO)/report.html, results $(DEMO)/results.json"
 
 lab: setup
 	$(BIN)/pip install -q -c constraints.txt jupyterlab
-	$(BIN)/jupyter lab nbs/
+	$(BIN)/jupyter lab --notebook-dir nbs
 
 bench: setup
 	$(BIN)/python bench/bench_generate.py --preset seed --n 20000
