@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #89d11ff6
+# %% ../nbs/index.ipynb #315a8aac
 from .core import Config, PRESETS, load_preset, steering, positions, make_codebook, dft_codebook, quantize_phase, budget, report
 from .data import (simulate, true_cov, r_samp, generate_dataset, ShardDataset, verify_dataset, read_manifest, DataError)
 from .covariance import (build_effective_cov, cov_kwargs, mdl, aic, music_localize, music_spectrum, signal_subspace,
