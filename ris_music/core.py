@@ -4,15 +4,32 @@
 
 # %% ../nbs/00_core.ipynb #b937d896
 from __future__ import annotations
-import json, math, difflib, warnings, dataclasses
+import os, json, math, difflib, warnings, dataclasses
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'Config', 'atomic_write_text', 'load_preset', 'positions', 'as_tensor', 'direction', 'steering',
-           'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
+__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'Config', 'check_keys', 'load_preset', 'positions', 'as_tensor',
+           'direction', 'steering', 'source_mask', 'search_box', 'to_box', 'from_box', 'quantize_phase', 'dft_codebook',
+           'make_codebook', 'budget', 'report']
+
+# %% ../nbs/00_core.ipynb #atomic02
+def atomic_write(path, write):
+    "Call `write(tmp_path)`, then rename the temporary file to `path`: a crash never leaves half a file."
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}-{np.random.randint(1 << 30)}')
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+def atomic_write_text(path, text):
+    "Write `text` to `path` atomically."
+    return atomic_write(path, lambda t: t.write_text(text))
 
 # %% ../nbs/00_core.ipynb #c7b607bd
 @dataclass(frozen=True)
@@ -98,24 +115,20 @@ class Config:
         return (-p, -t, self.r_min), (p, t, self.r_max)
     def replace(self, **kw):
         "A copy with some fields changed (unknown names are an error)."
-        return dataclasses.replace(self, **_check_keys(kw, 'Config.replace'))
+        return dataclasses.replace(self, **check_keys(kw, 'Config.replace'))
     def to_dict(self): return asdict(self)
     def to_json(self, path):
         "Write the config to `path` as JSON (atomically)."
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
-def _check_keys(d, where):
+def check_keys(d, where):
+    "`d` if every key is a Config field, else a KeyError that names `where` and suggests the intended key."
     names = [f.name for f in fields(Config)]
     for k in d:
         if k not in names:
             close = difflib.get_close_matches(k, names, n=3)
             raise KeyError(f"{where}: unknown config key {k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ''))
     return d
-
-def atomic_write_text(path, text):
-    "Write `text` to `path` through a temporary file and a rename, so a crash never leaves half a file."
-    path = Path(path); tmp = path.with_name(f'.{path.name}.tmp{np.random.randint(1 << 30)}')
-    tmp.write_text(text); tmp.replace(path)
 
 # %% ../nbs/00_core.ipynb #167a4888
 PRESETS = {
@@ -138,10 +151,10 @@ def load_preset(name='tiny', **overrides) -> Config:
         if not p.exists(): raise FileNotFoundError(f"config file {p} does not exist")
         try: d = json.loads(p.read_text())
         except json.JSONDecodeError as e: raise ValueError(f"config file {p}: not valid JSON ({e})") from None
-        base = dict(_check_keys(d, f'config file {p}'))
+        base = dict(check_keys(d, f'config file {p}'))
     elif name in PRESETS: base = dict(PRESETS[name], preset=name)
     else: raise KeyError(f"unknown preset {name!r}; available: {', '.join(PRESETS)} (or a path to a .json config)")
-    base.update(_check_keys(overrides, 'load_preset'))
+    base.update(check_keys(overrides, 'load_preset'))
     return Config(**base)
 
 # %% ../nbs/00_core.ipynb #0cda60db
@@ -180,6 +193,28 @@ def steering(cfg, phi, theta, r, dtype=torch.complex64, model='exact'):
     elif model == 'plane': dr = -up + 0 * r_
     else: raise ValueError(f"steering: unknown model {model!r} (use 'exact', 'fresnel' or 'plane')")
     return torch.polar(torch.ones_like(dr), -cfg.k * dr).to(dtype)
+
+# %% ../nbs/00_core.ipynb #box00002
+def source_mask(K, K_max):
+    "Boolean mask (..., K_max): True for the first K[...] sources of each scene."
+    K = as_tensor(K)
+    return torch.arange(K_max, device=K.device) < K[..., None]
+
+def search_box(cfg, dtype=torch.float64, device=None):
+    "Lower and upper bounds (3,) of (phi, theta, 1/r)."
+    (p0, t0, r0), (p1, t1, r1) = cfg.bounds
+    return (torch.tensor([p0, t0, 1 / r1], dtype=dtype, device=device),
+            torch.tensor([p1, t1, 1 / r0], dtype=dtype, device=device))
+
+def to_box(cfg, p):
+    "Map points (..., 3) in (phi, theta, 1/r) to the unit search box [-1, 1] x [-1, 1] x [0, 1]."
+    (_, _, r0), (p1, t1, r1) = cfg.bounds
+    return torch.stack([p[..., 0] / p1, p[..., 1] / t1, (p[..., 2] - 1 / r1) / (1 / r0 - 1 / r1)], -1)
+
+def from_box(cfg, x):
+    "Inverse of `to_box`: points (..., 3) in (phi, theta, 1/r) from unit-box coordinates."
+    (_, _, r0), (p1, t1, r1) = cfg.bounds
+    return torch.stack([x[..., 0] * p1, x[..., 1] * t1, x[..., 2] * (1 / r0 - 1 / r1) + 1 / r1], -1)
 
 # %% ../nbs/00_core.ipynb #e3516ff2
 def quantize_phase(c, bits):

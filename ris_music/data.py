@@ -10,12 +10,16 @@ from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 import numpy as np
 import torch
-from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, atomic_write_text
+import warnings
+from torch.utils.data import DataLoader
+from .core import (Config, load_preset, steering, make_codebook, positions, as_tensor, atomic_write,
+                           atomic_write_text, source_mask)
 
 # %% auto #0
-__all__ = ['GEN_VERSION', 'FIELDS', 'SPLITS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right', 'r_samp',
-           'simulate', 'shard_seed', 'config_hash', 'sha256', 'write_shard', 'generate_dataset', 'DataError',
-           'read_manifest', 'ShardDataset', 'verify_dataset', 'verify_cli', 'generate_cli']
+__all__ = ['GEN_VERSION', 'FIELDS', 'SPLITS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
+           'backproject', 'r_samp', 'simulate', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
+           'generate_dataset', 'DataError', 'manifest_hash', 'read_manifest', 'ShardDataset', 'loader', 'to_device',
+           'n_samples', 'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #887b8747
 GEN_VERSION = 1
@@ -35,7 +39,7 @@ def draw_scenes(cfg, n, g):
         phi = torch.where(bad, p0 + (p1 - p0) * u(), phi); theta = torch.where(bad, t0 + (t1 - t0) * u(), theta)
     r = cfg.r_min + (cfg.r_max - cfg.r_min) * u()
     snr = cfg.snr_min_db + (cfg.snr_max_db - cfg.snr_min_db) * u()
-    mask = torch.arange(Km) < K[:, None]
+    mask = source_mask(K, Km)
     z = lambda x: torch.where(mask, x, torch.zeros_like(x)).float()
     return dict(K=K.to(torch.int8), phi=z(phi), theta=z(theta), r=z(r), snr_db=z(snr))
 
@@ -52,7 +56,7 @@ def bs_ris_channel(cfg, n, g):
 def source_cov(cfg, snr_db, K):
     "Source covariance P^{1/2} Gamma P^{1/2} (n, K_max, K_max), zero beyond K."
     Km = snr_db.shape[-1]
-    mask = (torch.arange(Km, device=snr_db.device) < K[..., None]).to(snr_db.dtype)
+    mask = source_mask(K, Km).to(snr_db.dtype)
     sq = torch.sqrt(10 ** (snr_db / 10)) * mask
     rho = cfg.source_corr
     gam = (1 - rho) * torch.eye(Km, dtype=sq.dtype, device=sq.device) + rho
@@ -72,9 +76,13 @@ def pinv_right(H):
     Hd = H.to(torch.complex128)
     return torch.linalg.solve(Hd @ Hd.mT.conj(), Hd).mT.conj().to(H.dtype)
 
+def backproject(y, Hpinv, codes):
+    "Minimum-norm back-projected snapshots diag(c_l^*) H^+ y_l, (..., L, N)."
+    return codes.conj() * (y @ Hpinv.mT)
+
 def r_samp(y, Hpinv, codes, noise_var=None):
-    "The back-projected sample covariance (..., N, N) from y (..., L, M), H^+ (..., N, M), codes (..., L, N); debiased when noise_var is given."
-    X = codes.conj() * (y @ Hpinv.mT)                               # (..., L, N) back-projected snapshots
+    "Back-projected sample covariance (..., N, N) from y (..., L, M), H^+ (..., N, M), codes (..., L, N).\n\n    Debiased (the noise term subtracted) when `noise_var` is given."
+    X = backproject(y, Hpinv, codes)
     L = X.shape[-2]
     R = X.mT @ X.conj() / L
     if noise_var is not None:
@@ -92,7 +100,7 @@ def simulate(cfg, n, g, codebook, latent=False):
     H = bs_ris_channel(cfg, n, g)
     A = steering(cfg, sc['phi'], sc['theta'], sc['r'])                                  # (n, Km, N)
     S = source_cov(cfg, sc['snr_db'].double(), sc['K'])                                 # (n, Km, Km)
-    act = (torch.arange(cfg.K_max) < sc['K'][:, None].long()).double()
+    act = source_mask(sc['K'].long(), cfg.K_max).double()
     Lc = torch.linalg.cholesky(S + torch.diag_embed(1 - act))                            # identity on absent sources
     w = torch.randn(n, cfg.L, cfg.K_max, generator=g, dtype=torch.complex128)
     s = ((w @ Lc.mT.to(w.dtype)) * act[:, None]).to(torch.complex64)                    # fresh symbols per snapshot
@@ -131,8 +139,12 @@ def sha256(path, chunk=1 << 22):
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
-def _save_npy(path, arr):
-    with open(path, 'wb') as f: np.save(f, arr)
+def save_npy(path, arr):
+    "Write a .npy file atomically."
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            np.save(f, arr)
+    return atomic_write(path, write)
 
 def write_shard(cfg, root, split, index, n, seed, chunk=1024):
     "Simulate one shard and write it atomically to root/split/index; returns its record."
@@ -147,7 +159,7 @@ def write_shard(cfg, root, split, index, n, seed, chunk=1024):
     files = {}
     for name, (_, dt) in FIELDS.items():
         arr = np.ascontiguousarray(torch.cat([p[name] for p in parts]).numpy().astype(dt, copy=False))
-        _save_npy(tmp / f'{name}.npy', arr)
+        save_npy(tmp / f'{name}.npy', arr)
         files[name] = sha256(tmp / f'{name}.npy')
     rec = dict(split=split, index=index, n=n, seed=shard_seed(seed, split, index), path=f'{split}/{index:05d}', files=files,
                config_hash=config_hash(cfg), generator_version=GEN_VERSION)
@@ -199,7 +211,7 @@ def generate_dataset(cfg, out_dir, n_train=None, n_val=None, n_test=None, shard_
                 if progress: print(f'\rshards {k + 1}/{len(todo)}', end='', file=sys.stderr, flush=True)
         if progress: print(file=sys.stderr)
     cbp = root / 'codebook.npy'
-    _save_npy(root / '.codebook.npy.tmp', make_codebook(cfg, seed).numpy()); (root / '.codebook.npy.tmp').replace(cbp)
+    save_npy(cbp, make_codebook(cfg, seed).numpy())
     for s in SPLITS:                                  # shards beyond the plan (a smaller rerun) are removed
         for d in (root / s).glob('*') if (root / s).exists() else []:
             if d.is_dir() and (d.name.startswith('.') or (s, int(d.name)) not in recs): shutil.rmtree(d)
@@ -214,6 +226,10 @@ def generate_dataset(cfg, out_dir, n_train=None, n_val=None, n_test=None, shard_
 # %% ../nbs/01_data.ipynb #2062cf53
 class DataError(ValueError):
     "A dataset that is missing, malformed or inconsistent with its manifest."
+
+def manifest_hash(root):
+    "A short hash of a dataset's manifest (it names every shard's checksums): which data a result was measured on."
+    return hashlib.sha256((Path(root) / 'manifest.json').read_bytes()).hexdigest()[:16]
 
 def read_manifest(root):
     "The manifest of the dataset at `root`, with a clear error if it is missing or malformed."
@@ -282,6 +298,37 @@ class ShardDataset(torch.utils.data.Dataset):
         b['codes'] = self.codebook[b['code_idx']]
         if self.with_rsamp: b['R_samp'] = r_samp(b['y'], b['Hpinv'], b['codes'], b['noise_var'] if self.cfg.debias else None)
         return b
+
+# %% ../nbs/01_data.ipynb #load0002
+def _identity(b): return b
+
+def loader(ds, idx, batch_size, workers=0, pin=False):
+    "A DataLoader over the samples `idx` of ds in that order, fetching whole batches with ds.__getitems__."
+    idx = np.asarray(idx)
+    batches = [idx[i:i + batch_size].tolist() for i in range(0, len(idx), batch_size)]
+    return DataLoader(ds, batch_sampler=batches, collate_fn=_identity, num_workers=workers, pin_memory=pin)
+
+def to_device(b, device):
+    "A batch with every tensor moved to `device`."
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in b.items()}
+
+def n_samples(n_avail, n, what):
+    "How many samples to use: all when n is falsy, a count (>= 1), or a fraction in (0, 1].\n\n    Fewer than asked warns; none is an error."
+    if not n: want = n_avail
+    elif isinstance(n, float) and n <= 1: want = int(round(n * n_avail))
+    else: want = int(n)
+    if n_avail == 0 or want == 0: raise DataError(f"{what}: no samples to use (available {n_avail}, asked {n!r})")
+    if want > n_avail:
+        warnings.warn(f"{what}: asked for {want} samples, only {n_avail} available; using {n_avail}")
+        want = n_avail
+    return want
+
+def check_data(cfg, ds):
+    "Raise DataError if the dataset was generated with other physics than cfg."
+    if config_hash(cfg) != ds.manifest['config_hash']:
+        diff = {k: (getattr(ds.cfg, k), getattr(cfg, k)) for k in _PHYS if getattr(ds.cfg, k) != getattr(cfg, k)}
+        raise DataError(f"{ds.root}: the data were generated for preset {ds.cfg.preset!r} but the model's config is "
+                        f"preset {cfg.preset!r}; fields differ (data, model): {diff}")
 
 # %% ../nbs/01_data.ipynb #3c4e0247
 def verify_dataset(root, raise_on_error=True, chunk=4096):

@@ -4,102 +4,185 @@
 
 # %% ../nbs/07_eval.ipynb #b97845c9
 from __future__ import annotations
-import json, math, time, hashlib
+import json, math, time
 from pathlib import Path
 import numpy as np
 import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .core import Config, atomic_write_text
-from .data import ShardDataset, true_cov
-from .covariance import build_effective_cov, cov_kwargs, mdl, music_localize, music_grid, metrics, crb
-from .model import gate_k, infer, candidates
-from .train import Trainer, load_model, to_device, check_data, subset, loader
-from .core import load_preset
-from .data import generate_dataset
+from .data import ShardDataset, true_cov, loader, to_device
+from .covariance import build_effective_cov, cov_kwargs, count_sources
+from .music import music_localize, music_grid
+from .metrics import metrics, crb_table, by_snr, confusion, METHOD_STYLE
+from .model import decide_k, music_cov, infer, candidates
 
 # %% auto #0
-__all__ = ['sweep', 'run_methods', 'crb_table', 'scene_snr', 'by_snr', 'confusion']
+__all__ = ['SNR_AXIS', 'TABLE_COLS', 'sweep', 'run_methods', 'snr_edges', 'crb_by_snr', 'summarize', 'rmse_figure',
+           'success_figure', 'confusion_figure', 'spectra_figure', 'report_html']
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
-def _batches(ds, n, bs): return loader(ds, np.arange(n), bs)
-
-def _music(cfg, R, K):
-    "MUSIC estimates of K sources per scene as an estimate dict (K, phi, theta, r, mask)."
-    e = music_localize(cfg, R, K, Kmax=cfg.K_max)
-    return dict(K=K, **{k: e[k] for k in ('phi', 'theta', 'r', 'mask')})
-
 def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 @torch.no_grad()
 def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
     "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; returns rows sorted by score."
     cfg = model.cfg
-    est = {(t, b): [] for t in thresholds for b in betas}; truth = []
-    for bt in _batches(ds, n, batch_size):
-        bt = to_device(bt, device); truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
-        bt['cand'] = candidates(cfg, bt['R_samp'], len(bt['K']), device)                   # once per batch, for every beta
+    model.eval()
+    est = {(t, b): [] for t in thresholds for b in betas}
+    truth = []
+    for bt in loader(ds, np.arange(n), batch_size):
+        bt = to_device(bt, device)
+        truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
+        bt['cand'] = candidates(cfg, bt['R_samp'], len(bt['K']), device)                 # once per batch, for every beta
         for beta in betas:
             out = model(bt, beta=beta)
-            R = build_effective_cov(out['R_pred'], bt['R_samp'], **dict(cov_kwargs(cfg, 'music'), beta=beta)).cpu()
-            prob = out['k_logits'].float().softmax(-1).cpu()
-            k_mdl = mdl(torch.linalg.eigvalsh(R), cfg.L, 1, cfg.K_max)
-            per_k = [music_localize(cfg, R, torch.full((len(R),), k), Kmax=cfg.K_max) for k in range(1, cfg.K_max + 1)]
+            R = music_cov(model, out, bt, beta)
+            prob = out['k_logits'].float().softmax(-1)
+            per_k = [music_localize(cfg, R.cpu(), torch.full((len(R),), k), Kmax=cfg.K_max) for k in range(1, cfg.K_max + 1)]
             for t in thresholds:
-                K, _ = gate_k(prob, k_mdl, t)
-                pick = {f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())]) for f in ('phi', 'theta', 'r', 'mask')}
+                K, _ = decide_k(cfg, prob, R, t)
+                K = K.cpu()
+                pick = {f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())])
+                        for f in ('phi', 'theta', 'r', 'mask')}
                 est[(t, beta)].append(dict(K=K, **pick))
     tr = _cat(truth)
     rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, _cat(v), tr)) for (t, b), v in est.items()]
     return sorted(rows, key=lambda r: r['score'])
 
 # %% ../nbs/07_eval.ipynb #52c8df43
+def _music(cfg, R, K):
+    "MUSIC estimates of K sources per scene as an estimate dict (K, phi, theta, r, mask)."
+    e = music_localize(cfg, R, K, Kmax=cfg.K_max)
+    return dict(K=K, **{k: e[k] for k in ('phi', 'theta', 'r', 'mask')})
+
 @torch.no_grad()
-def run_methods(model, ds, n, thresh, beta, batch_size=128, device='cpu'):
-    "Estimates of the hybrid and the classical baselines on the first n scenes; returns per-method estimates, seconds and the truth."
+def run_methods(model, ds, n, k_conf_thresh, beta, batch_size=128, device='cpu'):
+    "Estimates of the hybrid and the classical baselines on the first n scenes of ds.\n\n    Returns per-method estimates, per-method seconds and the truth."
     cfg = model.cfg
     est = {m: [] for m in ('hybrid', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR')}
-    secs = dict.fromkeys(est, 0.0); truth = []
-    for bt in _batches(ds, n, batch_size):
+    secs = dict.fromkeys(est, 0.0)
+    truth = []
+    for bt in loader(ds, np.arange(n), batch_size):
         bt = to_device(bt, device)
         truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'snr_db')})
-        t0 = time.perf_counter(); r = infer(model, bt, thresh, beta); secs['hybrid'] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r = infer(model, bt, k_conf_thresh, beta)
+        secs['hybrid'] += time.perf_counter() - t0
         est['hybrid'].append({k: r[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'mask')})
         Rs = build_effective_cov(None, bt['R_samp'], **cov_kwargs(cfg, 'music')).cpu()
-        Rt = build_effective_cov(None, true_cov(cfg, bt)).cpu()
+        Rt = build_effective_cov(None, true_cov(cfg, bt), **cov_kwargs(cfg, 'music')).cpu()
         K = bt['K'].cpu()
-        for m, R, Kf in (('music_rsamp_mdl', Rs, lambda: mdl(torch.linalg.eigvalsh(Rs), cfg.L, 1, cfg.K_max)),
-                         ('music_rsamp_trueK', Rs, lambda: K), ('music_trueR', Rt, lambda: K)):
-            t0 = time.perf_counter(); est[m].append(_music(cfg, R, Kf())); secs[m] += time.perf_counter() - t0
+        for m, R, K_of in (('music_rsamp_mdl', Rs, lambda: count_sources(cfg, Rs)), ('music_rsamp_trueK', Rs, lambda: K),
+                           ('music_trueR', Rt, lambda: K)):
+            t0 = time.perf_counter()
+            est[m].append(_music(cfg, R, K_of()))
+            secs[m] += time.perf_counter() - t0
     return {m: _cat(v) for m, v in est.items()}, secs, _cat(truth)
 
-def crb_table(cfg, ds, n):
-    "Per-source CRB standard deviations (deg, deg, m) and the scene SNR for the first n scenes."
-    b = ds.__getitems__(np.arange(n)); rows = []
-    for i in range(n):
-        k = int(b['K'][i])
-        c = crb(cfg, b['phi'][i, :k], b['theta'][i, :k], b['r'][i, :k], b['snr_db'][i, :k], b['H'][i], b['codes'][i], float(b['noise_var'][i]))
-        for j in range(k):
-            rows.append((b['snr_db'][i, j].item(), math.degrees(c[j, 0].clamp_min(0).sqrt()), math.degrees(c[j, 1].clamp_min(0).sqrt()), c[j, 2].clamp_min(0).sqrt().item()))
-    return np.array(rows)
+# %% ../nbs/07_eval.ipynb #sum00011
+def snr_edges(cfg, width=5.0):
+    "Bin edges (dB) covering the preset's SNR range in steps of `width`."
+    return [float(x) for x in np.arange(cfg.snr_min_db, cfg.snr_max_db + width + 1e-3, width)]
 
-def scene_snr(truth):
-    "Mean SNR (dB) over the sources of each scene."
-    m = (torch.arange(truth['snr_db'].shape[-1]) < truth['K'][:, None]).float()
-    return (truth['snr_db'] * m).sum(-1) / m.sum(-1)
-
-def by_snr(cfg, est, truth, edges):
-    "metrics in SNR bins [edges[i], edges[i+1])."
-    s = scene_snr(truth); out = []
+def crb_by_snr(cfg, batch, edges):
+    "Root-mean-square sqrt CRB (deg, deg, m) of the sources of `batch`, per source-SNR bin."
+    ct = crb_table(cfg, batch)
+    rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (s >= lo) & (s < hi)
-        if sel.sum() == 0: continue
-        pick = lambda d: {k: v[sel] for k, v in d.items()}
-        out.append(dict(snr_lo=lo, snr_hi=hi, **metrics(cfg, pick(est), pick(truth))))
-    return out
+        sel = (ct[:, 0] >= lo) & (ct[:, 0] < hi)
+        if not sel.any(): continue
+        rms = lambda j: float(np.sqrt(np.mean(ct[sel, j] ** 2)))
+        rows.append(dict(snr_lo=lo, snr_hi=hi, n=int(sel.sum()), phi_deg=rms(1), theta_deg=rms(2), r=rms(3)))
+    return rows
 
-def confusion(cfg, K_true, K_est):
-    "K confusion matrix (true rows, estimated columns, 1..K_max)."
-    Km = cfg.K_max; c = torch.zeros(Km, Km, dtype=torch.long)
-    for t, e in zip(K_true.tolist(), K_est.clamp(1, Km).tolist()): c[t - 1, e - 1] += 1
-    return c
+def summarize(cfg, est, secs, truth, edges):
+    "The test table (metrics and scenes/s per method), metrics by weakest-source SNR and each method's K confusion."
+    n = len(truth['K'])
+    return dict(test={m: dict(metrics(cfg, e, truth), scenes_per_s=n / max(secs[m], 1e-9)) for m, e in est.items()},
+                by_snr={m: by_snr(cfg, e, truth, edges) for m, e in est.items()},
+                confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()})
+
+# %% ../nbs/07_eval.ipynb #fig00011
+def _trace(m, x, y, first, **kw):
+    label, colour, marker = METHOD_STYLE[m]
+    dash = 'dash' if m == 'crb' else None
+    return go.Scatter(x=x, y=y, name=label, legendgroup=m, showlegend=first, mode='lines+markers',
+                      line=dict(color=colour, dash=dash), marker=dict(symbol=marker, size=8), **kw)
+
+def _mid(rows): return [(r['snr_lo'] + r['snr_hi']) / 2 for r in rows]
+
+SNR_AXIS = 'SNR of the weakest source in the scene (dB)'
+
+def rmse_figure(results):
+    "RMSE of phi, theta, r per weakest-source SNR bin, every method and sqrt CRB (per source SNR)."
+    f = make_subplots(1, 3, subplot_titles=('phi RMSE (deg)', 'theta RMSE (deg)', 'r RMSE (m)'))
+    for i, (key, ck) in enumerate((('rmse_phi_deg', 'phi_deg'), ('rmse_theta_deg', 'theta_deg'), ('rmse_r', 'r'))):
+        for m, rows in results['by_snr'].items():
+            f.add_trace(_trace(m, _mid(rows), [r[key] for r in rows], i == 0), row=1, col=i + 1)
+        crb_rows = results['crb_by_snr']
+        f.add_trace(_trace('crb', _mid(crb_rows), [r[ck] for r in crb_rows], i == 0), row=1, col=i + 1)
+    f.update_yaxes(type='log')
+    f.update_xaxes(title_text=SNR_AXIS)
+    f.update_layout(title='RMSE vs SNR (test; sqrt CRB binned by each source\'s own SNR)', height=400)
+    return f
+
+def success_figure(results):
+    "Success rate per weakest-source SNR bin, every method."
+    f = go.Figure([_trace(m, _mid(rows), [r['success'] for r in rows], True) for m, rows in results['by_snr'].items()])
+    f.update_layout(title='success rate vs SNR (test)', xaxis_title=SNR_AXIS, yaxis_title='success', height=380)
+    return f
+
+def confusion_figure(results, methods):
+    "K confusion heatmaps (true rows, estimated columns) of the given methods."
+    f = make_subplots(1, len(methods), subplot_titles=[METHOD_STYLE[m][0] for m in methods])
+    for i, m in enumerate(methods):
+        c = results['confusion'][m]
+        ks = list(range(1, len(c) + 1))
+        f.add_heatmap(z=c, x=[f'K^={k}' for k in ks], y=[f'K={k}' for k in ks], text=c, texttemplate='%{text}',
+                      coloraxis='coloraxis', row=1, col=i + 1)
+    f.update_layout(title='K confusion (test)', height=350, coloraxis=dict(colorscale='Blues'))
+    return f
+
+def spectra_figure(model, batch, k_conf_thresh, beta):
+    "MUSIC spectra (max over range) of the hybrid's R_eff and of R_samp for the scenes of a small batch, truth as x."
+    cfg = model.cfg
+    R_hyb = infer(model, batch, k_conf_thresh, beta, music=False)['R_eff'].cpu()
+    R_samp = build_effective_cov(None, batch['R_samp'], **cov_kwargs(cfg, 'music')).cpu()
+    (phg, thg, _), _ = music_grid(cfg)
+    B = len(batch['K'])
+    f = make_subplots(B, 2, subplot_titles=[f'scene {i}: {nm}' for i in range(B) for nm in ('hybrid R_eff', 'R_samp')])
+    for i in range(B):
+        k = int(batch['K'][i])
+        for j, R in enumerate((R_hyb, R_samp)):
+            sp = music_localize(cfg, R[i:i + 1], batch['K'][i:i + 1].cpu(), newton_iter=0, Kmax=cfg.K_max,
+                                return_spectrum=True)['spectrum'][0]
+            f.add_heatmap(z=sp.amax(-1).T.numpy(), x=np.degrees(phg.numpy()), y=np.degrees(thg.numpy()),
+                          coloraxis='coloraxis', row=i + 1, col=j + 1)
+            f.add_scatter(x=np.degrees(batch['phi'][i, :k].cpu().numpy()), y=np.degrees(batch['theta'][i, :k].cpu().numpy()),
+                          mode='markers', marker=dict(symbol='x', size=10, color='red'), showlegend=False, row=i + 1, col=j + 1)
+    f.update_layout(title='MUSIC spectra (max over range), true sources as x', height=300 * B,
+                    coloraxis=dict(colorscale='Viridis'))
+    return f
+
+TABLE_COLS = ['K_acc', 'K_under', 'K_over', 'rmse_phi_deg', 'rmse_theta_deg', 'rmse_r', 'success', 'score', 'scenes_per_s']
+
+def report_html(results, figures):
+    "A self-contained HTML report: settings, the test table, the validation sweep and the figures."
+    cell = lambda x: f'<td>{x:.3f}</td>' if isinstance(x, float) else f'<td>{x}</td>'
+    row = lambda xs: '<tr>' + ''.join(cell(x) for x in xs) + '</tr>'
+    head = lambda xs: '<tr>' + ''.join(f'<th>{x}</th>' for x in xs) + '</tr>'
+    test = head(['method'] + TABLE_COLS) + ''.join(row([METHOD_STYLE[m][0]] + [r[c] for c in TABLE_COLS])
+                                                  for m, r in results['test'].items())
+    sweep_cols = ['K_CONF_THRESH', 'beta', 'score', 'K_acc', 'success']
+    sw = head(sweep_cols) + ''.join(row([r[c] for c in sweep_cols]) for r in results['sweep'])
+    ch = results['chosen']
+    style = ('body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}'
+             'td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}')
+    plots = ''.join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures))
+    return (f"<html><head><meta charset='utf-8'><title>ris_music evaluation</title><style>{style}</style></head><body>"
+            f"<h1>ris_music evaluation: preset {results['preset']}</h1><p>checkpoint {results['checkpoint']}; "
+            f"data {results['data_manifest']}; {results['n_val']} validation and {results['n_test']} test scenes; "
+            f"chosen K_CONF_THRESH = {ch['K_CONF_THRESH']}, beta = {ch['beta']} (lowest validation score). "
+            f"Scene SNR is the SNR of the scene's weakest source.</p>"
+            f"<h2>Test results</h2><table>{test}</table><h2>Validation sweep</h2><table>{sw}</table>{plots}</body></html>")

@@ -4,16 +4,16 @@
 
 # %% ../nbs/06_hpo.ipynb #bf8216ce
 from __future__ import annotations
-import json, os, sys, time, socket, hashlib, argparse, warnings
+import json, os, sys, time, socket, argparse, warnings
 from pathlib import Path
 import optuna
 from optuna.trial import TrialState
-from .core import Config, atomic_write_text
-from .data import ShardDataset, read_manifest, DataError
-from .train import Trainer, subset
+from .core import Config, atomic_write, atomic_write_text
+from .data import ShardDataset, DataError, n_samples, manifest_hash
+from .train import Trainer
 
 # %% auto #0
-__all__ = ['SPACES', 'suggest', 'open_storage', 'recover_stale', 'manifest_hash', 'run_hpo', 'write_best', 'hpo_cli']
+__all__ = ['SPACES', 'suggest', 'open_storage', 'recover_stale', 'pruning_callback', 'run_hpo', 'write_best', 'hpo_cli']
 
 # %% ../nbs/06_hpo.ipynb #d7c37809
 SPACES = {
@@ -78,16 +78,21 @@ def recover_stale(study, stale_after=3600.0):
     return out
 
 # %% ../nbs/06_hpo.ipynb #0efff419
-def _n(x): return None if not x else (float(x) if isinstance(x, float) and x <= 1 else int(x))
-
-def manifest_hash(data_dir): return hashlib.sha256((Path(data_dir) / 'manifest.json').read_bytes()).hexdigest()[:16]
+def pruning_callback(trial):
+    "A Trainer.fit callback that reports each epoch's objective to the trial, writes a heartbeat and prunes."
+    def cb(trainer, rec):
+        trial.report(rec['objective'], rec['epoch'] - 1)
+        trial.set_user_attr('heartbeat', time.time())
+        if trial.should_prune(): raise optuna.TrialPruned(f"pruned at epoch {rec['epoch']}")
+    return cb
 
 def run_hpo(data_dir, out_dir, trials=4, epochs=2, storage='', study_name='ris_music', space='wide', train_frac=0.1,
             val_frac=0.1, seed=0, early_stop_patience=15, timeout=0, worker=0, stale_after=3600.0, progress=True):
     "Run (or join, or resume) an Optuna study; returns it after writing best.json and figures to out_dir."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     ds = ShardDataset(data_dir, 'train', with_rsamp=False); dv = ShardDataset(data_dir, 'val', with_rsamp=False)
-    n_train, n_val = subset(len(ds), _n(train_frac), f'{data_dir} train split'), subset(len(dv), _n(val_frac), f'{data_dir} val split')
+    n_train = n_samples(len(ds), train_frac, f'{data_dir} train split')
+    n_val = n_samples(len(dv), val_frac, f'{data_dir} val split')
     if isinstance(space, str) and space not in SPACES: raise KeyError(f"unknown search space {space!r}; available: {list(SPACES)}")
     st = open_storage(storage, out)
     study = optuna.create_study(study_name=study_name, storage=st, direction='minimize', load_if_exists=True,   # minimise the composite score
@@ -104,7 +109,7 @@ def run_hpo(data_dir, out_dir, trials=4, epochs=2, storage='', study_name='ris_m
         params.update(VAL_PRIMARY='k_loc', early_stop_patience=early_stop_patience)
         tr = Trainer(data_dir, out / 'trials' / f'{trial.number:04d}', params=params, seed=seed, n_train=n_train, n_val=n_val,
                      progress=False, resume=False)
-        val = tr.fit(epochs, trial=trial)
+        val = tr.fit(epochs, callbacks=[pruning_callback(trial)])
         if progress: print(f'trial {trial.number}: score {val:.4f} {params}', file=sys.stderr)
         return val
 
@@ -131,7 +136,7 @@ def write_best(study, out, data_dir, space):
     for name, f in figs.items():
         try: fig = f(study)
         except Exception as e: warnings.warn(f'figure {name}: {e}'); continue
-        tmp = Path(out) / f'.{name}.html.tmp'; fig.write_html(tmp, include_plotlyjs='cdn'); tmp.replace(Path(out) / f'{name}.html')
+        atomic_write(Path(out) / f'{name}.html', lambda tmp: fig.write_html(tmp, include_plotlyjs='cdn'))
     return best
 
 def hpo_cli(argv=None):

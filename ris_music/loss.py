@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .core import Config, steering
+from .core import Config, steering, source_mask
 from .data import true_cov
-from .covariance import build_effective_cov, cov_kwargs, trace_norm, match
+from .covariance import trace_norm
+from .metrics import match, pair_cost
 
 # %% auto #0
 __all__ = ['signal_projector', 'cov_terms', 'aux_terms', 'k_term', 'loss_terms']
@@ -37,7 +38,7 @@ class _Projector(torch.autograd.Function):
 
 def signal_projector(R, K, eps=1e-6):
     "Projector (B, N, N) onto the K[b] principal eigenvectors of Hermitian R[b], with a gradient that stays finite."
-    keep = torch.arange(R.shape[-1], device=R.device) < K[..., None]
+    keep = source_mask(K, R.shape[-1])
     return _Projector.apply(R, keep, eps)
 
 # %% ../nbs/04_loss.ipynb #7e0888bb
@@ -55,13 +56,13 @@ def cov_terms(cfg, R_eff, R_true, batch):
 def aux_terms(cfg, out, batch):
     "Angle and range terms of the auxiliary slots, matched to the true sources (order-free)."
     sp, st = math.radians(cfg.succ_phi_deg), math.radians(cfg.succ_theta_deg)
-    d = lambda k, s: (out[k][:, None, :] - batch[k][:, :, None]) / s
-    dp, dt, dr = d('phi', sp), d('theta', st), d('r', cfg.succ_r)
-    j, pm = match(dp ** 2 + dt ** 2 + dr ** 2, batch['mask'], torch.ones_like(batch['mask']))
-    pick = lambda x: x.gather(2, j[..., None])[..., 0]                   # (B, Km) error of each true source's slot
-    m = pm.to(dp.dtype); n = m.sum(-1).clamp_min(1)
+    j, paired = match(pair_cost(cfg, out, batch), batch['mask'], torch.ones_like(batch['mask']))
+    err = lambda k, s: (out[k].gather(1, j) - batch[k]) / s                 # (B, Km): each true source's slot
+    m = paired.to(out['phi'].dtype)
+    n = m.sum(-1).clamp_min(1)
     hub = lambda x: F.huber_loss(x, torch.zeros_like(x), reduction='none', delta=1.0)   # quadratic within 5 deg / 1 m
-    return ((hub(pick(dp)) + hub(pick(dt))) * m).sum(-1) / n, (hub(pick(dr)) * m).sum(-1) / n
+    ang = ((hub(err('phi', sp)) + hub(err('theta', st))) * m).sum(-1) / n
+    return ang, (hub(err('r', cfg.succ_r)) * m).sum(-1) / n
 
 def k_term(cfg, logits, K):
     "Cost-sensitive cross-entropy: under-counting costs K_under_w per missing source, over-counting K_over_w per extra."
@@ -74,7 +75,7 @@ def k_term(cfg, logits, K):
 def loss_terms(cfg, out, batch, R_true=None):
     "Per-term batch means (cov, cov_nmse, cov_spec, ang, rng, K) and the weighted total."
     R_true = true_cov(cfg, batch) if R_true is None else R_true
-    nmse, spec = cov_terms(cfg, out['R_eff'], R_true, batch)
+    nmse, spec = cov_terms(cfg, out['R_khead'], R_true, batch)
     ang, rng = aux_terms(cfg, out, batch)
     kl = k_term(cfg, out['k_logits'], batch['K'])
     t = dict(cov_nmse=nmse.mean(), cov_spec=spec.mean(), ang=ang.mean(), rng=rng.mean(), K=kl.mean())

@@ -8,11 +8,14 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, load_preset, steering
-from .covariance import build_effective_cov, cov_kwargs, trace_norm, mdl, music_localize
+from .core import Config, load_preset, steering, search_box, to_box, from_box
+from .data import backproject
+from .covariance import build_effective_cov, cov_kwargs, trace_norm, count_sources
+from .music import music_localize
 
 # %% auto #0
-__all__ = ['snr_estimate', 'tokens', 'candidates', 'RisNet', 'n_params', 'gate_k', 'infer']
+__all__ = ['snr_estimate', 'real_imag', 'tokens', 'candidates', 'RisNet', 'n_params', 'decide_k', 'music_cov', 'infer',
+           'load_model']
 
 # %% ../nbs/03_model.ipynb #1a06d31d
 def snr_estimate(y, noise_var, N):
@@ -20,28 +23,30 @@ def snr_estimate(y, noise_var, N):
     p = (y.real ** 2 + y.imag ** 2).mean((-2, -1)) / noise_var
     return 10 * torch.log10(((p - 1) / N).clamp_min(1e-3))
 
-def _ri(z): return torch.cat([z.real, z.imag], -1)
+def real_imag(z):
+    "Real and imaginary parts side by side along the last axis."
+    return torch.cat([z.real, z.imag], -1)
 
 def tokens(batch):
     "Snapshot tokens (B, L, 4N + 2M) and the channel token input (B, 2MN), scaled per scene."
-    y, Hp, c, H = batch['y'], batch['Hpinv'], batch['codes'], batch['H']
-    xh = c.conj() * (y @ Hp.mT)                                        # back-projected snapshots (B, L, N)
+    y, c = batch['y'], batch['codes']
+    xh = backproject(y, batch['Hpinv'], c)                             # (B, L, N)
     sx = xh.abs().pow(2).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
     sy = y.abs().pow(2).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-12)
-    return torch.cat([_ri(xh / sx), _ri(c), _ri(y / sy)], -1), _ri(H.flatten(-2))
+    return torch.cat([real_imag(xh / sx), real_imag(c), real_imag(y / sy)], -1), real_imag(batch['H'].flatten(-2))
 
 # %% ../nbs/03_model.ipynb #c17a790c
 @torch.no_grad()
 def candidates(cfg, R_samp, B, device):
-    "The K_max strongest MUSIC grid peaks on R_samp as (B, K_max, 5): phi, theta, 1/r scaled to [-1, 1], [-1, 1], [0, 1], q, found."
+    "The K_max strongest MUSIC grid peaks on R_samp as (B, K_max, 5): unit-box (phi, theta, 1/r), q, found."
     out = torch.zeros(B, cfg.K_max, 5, device=device)
     if R_samp is None: return out
     Km = torch.full((B,), cfg.K_max, dtype=torch.long)
-    m = music_localize(cfg, build_effective_cov(None, R_samp.detach()).cpu(), Km, newton_iter=0, Kmax=cfg.K_max)
-    (p0, t0, r0), (p1, t1, r1) = cfg.bounds
-    rho = torch.where(m['mask'], 1 / m['r'].clamp_min(1e-6), torch.full_like(m['r'], 1 / r1))
-    c = torch.stack([m['phi'] / p1, m['theta'] / t1, (rho - 1 / r1) / (1 / r0 - 1 / r1), m['q'], m['mask'].float()], -1)
-    return c.to(device)
+    R = build_effective_cov(None, R_samp.detach(), **cov_kwargs(cfg, 'music')).cpu()
+    m = music_localize(cfg, R, Km, newton_iter=0, Kmax=cfg.K_max)
+    rho = torch.where(m['mask'], 1 / m['r'].clamp_min(1e-6), torch.full_like(m['r'], 1 / cfg.r_max))
+    box = to_box(cfg, torch.stack([m['phi'], m['theta'], rho], -1))
+    return torch.cat([box, m['q'][..., None], m['mask'].float()[..., None]], -1).to(device)
 
 # %% ../nbs/03_model.ipynb #960e9c50
 class RisNet(nn.Module):
@@ -54,7 +59,8 @@ class RisNet(nn.Module):
         self.tok = nn.Linear(4 * N + 2 * M, D)
         self.htok = nn.Linear(2 * M * N, D)
         self.type_h = nn.Parameter(torch.zeros(D))
-        layer = nn.TransformerEncoderLayer(D, cfg.NUM_HEADS, 4 * D, cfg.dropout, batch_first=True, norm_first=True, activation='gelu')
+        layer = nn.TransformerEncoderLayer(D, cfg.NUM_HEADS, 4 * D, cfg.dropout, batch_first=True, norm_first=True,
+                                           activation='gelu')
         self.enc = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(D)
         self.pool = nn.Sequential(nn.Linear(2 * D, D), nn.GELU())
@@ -64,62 +70,72 @@ class RisNet(nn.Module):
         self.type_c = nn.Parameter(torch.zeros(D))
         self.aux_head = nn.Linear(D, 3)                               # per candidate: correction of (phi, theta, 1/r)
         self.amp_head = nn.Linear(D, 1)                               # per candidate: power of its steering column
-        (p0, t0, r0), (p1, t1, r1) = cfg.bounds                      # corrections up to 4 grid steps
-        self.register_buffer('step', torch.tensor([4 * (p1 - p0) / max(cfg.phi_grid - 1, 1), 4 * (t1 - t0) / max(cfg.theta_grid - 1, 1),
-                                                   4 * (1 / r0 - 1 / r1) / max(cfg.range_grid - 1, 1)]), persistent=False)
+        lo, hi = search_box(cfg, torch.float32)                       # corrections up to 4 grid steps
+        grid = torch.tensor([cfg.phi_grid, cfg.theta_grid, cfg.range_grid], dtype=torch.float32)
+        self.register_buffer('step', 4 * (hi - lo) / (grid - 1).clamp_min(1), persistent=False)
         self.k_head = nn.Sequential(nn.Linear(self.n_eig + 1 + D, D), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(D, Km))
 
     def forward(self, batch, beta=None):
-        "Dict with R_pred, R_eff (K-head path), k_logits (B, K_max), aux phi/theta/r (B, K_max), snr_hat, emb."
-        cfg = self.cfg; B = batch['y'].shape[0]
+        "Dict with R_pred, R_khead (the K-head's R_eff), k_logits (B, K_max), aux phi/theta/r (B, K_max), snr_hat, emb."
+        cfg = self.cfg
+        B = batch['y'].shape[0]
         tk, th = tokens(batch)
-        cand = batch['cand'] if 'cand' in batch else candidates(cfg, batch.get('R_samp'), B, tk.device)   # (B, K_max, 5), no gradient
-        L, Km = tk.shape[1], cfg.K_max
+        cand = batch['cand'] if 'cand' in batch else candidates(cfg, batch.get('R_samp'), B, tk.device)   # no gradient
+        L = tk.shape[1]
         h = torch.cat([self.tok(tk), (self.htok(th) + self.type_h)[:, None], self.ctok(cand) + self.type_c], 1)
         h = self.norm(self.enc(h))
         emb = self.pool(torch.cat([h[:, :L].mean(1), h[:, L]], -1))
-        hc = h[:, L + 1:]                                                                   # candidate outputs (B, K_max, D)
-        (p0, t0, r0), (p1, t1, r1) = cfg.bounds
-        d = torch.tanh(self.aux_head(hc).float()) * self.step                              # bounded corrections
-        aux = dict(phi=(cand[..., 0] * p1 + d[..., 0]).clamp(p0, p1), theta=(cand[..., 1] * t1 + d[..., 1]).clamp(t0, t1))
-        rho = (cand[..., 2] * (1 / r0 - 1 / r1) + 1 / r1 + d[..., 2]).clamp(1 / r1, 1 / r0)
-        aux['r'] = 1 / rho
-        amp = F.softplus(self.amp_head(hc).float()[..., 0]).sqrt()                         # (B, K_max)
-        A = steering(cfg, aux['phi'], aux['theta'], aux['r'])                                # (B, K_max, N)
+        hc = h[:, L + 1:]                                                           # candidate outputs (B, K_max, D)
+        lo, hi = search_box(cfg, torch.float32, hc.device)
+        move = torch.tanh(self.aux_head(hc).float()) * self.step                   # bounded corrections
+        pt = torch.minimum(torch.maximum(from_box(cfg, cand[..., :3]) + move, lo), hi)
+        aux = dict(phi=pt[..., 0], theta=pt[..., 1], r=1 / pt[..., 2])
+        amp = F.softplus(self.amp_head(hc).float()[..., 0]).sqrt()                 # (B, K_max)
+        A = steering(cfg, aux['phi'], aux['theta'], aux['r'])                        # (B, K_max, N)
         Fr = self.f_head(emb).float().view(B, cfg.N, cfg.K_max, 2)
         Fc = (A * amp[..., None]).mT + self.free_scale * torch.complex(Fr[..., 0], Fr[..., 1])
         R_pred = trace_norm(Fc @ Fc.mT.conj() + 1e-6 * torch.eye(cfg.N, dtype=Fc.dtype, device=Fc.device))
         snr = snr_estimate(batch['y'], batch['noise_var'], cfg.N)
-        kw = cov_kwargs(cfg, 'khead', snr)
-        if beta is not None: kw['beta'] = beta
-        R_eff = build_effective_cov(R_pred, batch.get('R_samp'), **kw)
-        ev = torch.linalg.eigvalsh(R_eff).flip(-1)[:, :self.n_eig]
+        R_khead = build_effective_cov(R_pred, batch.get('R_samp'), **cov_kwargs(cfg, 'khead', beta, snr))
+        ev = torch.linalg.eigvalsh(R_khead).flip(-1)[:, :self.n_eig]
         feat = torch.cat([torch.log(ev.clamp_min(1e-6)), snr[:, None] / 10, emb.float()], -1)
         k_logits = self.k_head(feat)
-        return dict(R_pred=R_pred, R_eff=R_eff, k_logits=k_logits, snr_hat=snr, emb=emb, **aux)
+        return dict(R_pred=R_pred, R_khead=R_khead, k_logits=k_logits, snr_hat=snr, emb=emb, **aux)
 
-def n_params(model): return sum(p.numel() for p in model.parameters())
+def n_params(model):
+    "Number of parameters of a model."
+    return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/03_model.ipynb #7d6596eb
-def gate_k(prob, k_mdl, thresh):
-    "K from the K-head where its top probability reaches thresh, else the MDL estimate; and where the head decided."
+def decide_k(cfg, prob, R, k_conf_thresh):
+    "K-hat from the K-head where its top probability reaches the threshold, else MDL on R; and where the head decided."
     conf, k_head = prob.max(-1)
-    use = conf >= thresh
-    return torch.where(use, k_head + 1, k_mdl), use
+    use_head = conf >= k_conf_thresh
+    return torch.where(use_head, k_head + 1, count_sources(cfg, R).to(prob.device)), use_head
+
+def music_cov(model, out, batch, beta=None):
+    "MUSIC's R_eff (B, N, N): the network's R_pred blended with R_samp by the one builder (no shrinkage)."
+    return build_effective_cov(out['R_pred'], batch.get('R_samp'), **cov_kwargs(model.cfg, 'music', beta))
 
 @torch.no_grad()
-def infer(model, batch, K_CONF_THRESH=None, beta=None, music=True):
+def infer(model, batch, k_conf_thresh=None, beta=None, music=True):
     "K-hat (K-head with confidence gate, MDL fallback) and MUSIC + Newton estimates on R_eff for a batch."
     cfg = model.cfg
-    was = model.training; model.eval()
+    was_training = model.training
+    model.eval()
     out = model(batch, beta=beta)
-    model.train(was)
-    thr = cfg.K_CONF_THRESH if K_CONF_THRESH is None else K_CONF_THRESH
-    kw = cov_kwargs(cfg, 'music'); kw['beta'] = cfg.HYBRID_COV_BETA if beta is None else beta
-    R = build_effective_cov(out['R_pred'], batch.get('R_samp'), **kw)
+    model.train(was_training)
+    thr = cfg.K_CONF_THRESH if k_conf_thresh is None else k_conf_thresh
+    R = music_cov(model, out, batch, beta)
     prob = out['k_logits'].float().softmax(-1)
-    k_mdl = mdl(torch.linalg.eigvalsh(R), cfg.L, 1, cfg.K_max).to(prob.device)
-    K, use_head = gate_k(prob, k_mdl, thr)
-    res = dict(K=K, k_prob=prob, k_mdl=k_mdl, k_from_head=use_head, R_eff=R, aux=dict(phi=out['phi'], theta=out['theta'], r=out['r']))
-    if music: res.update({k: v for k, v in music_localize(cfg, R.cpu(), K.cpu(), Kmax=cfg.K_max).items()})
+    K, use_head = decide_k(cfg, prob, R, thr)
+    res = dict(K=K, k_prob=prob, k_from_head=use_head, R_eff=R, aux={k: out[k] for k in ('phi', 'theta', 'r')})
+    if music: res.update(music_localize(cfg, R.cpu(), K.cpu(), Kmax=cfg.K_max))
     return res
+
+def load_model(path, device='cpu'):
+    "A RisNet (eval mode) from a best.pt or last.pt checkpoint."
+    ck = torch.load(path, map_location=device, weights_only=False)
+    m = RisNet(Config(**ck['cfg'])).to(device)
+    m.load_state_dict(ck['model'])
+    return m.eval()

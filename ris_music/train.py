@@ -8,16 +8,17 @@ import json, math, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
-from .core import Config, load_preset, atomic_write_text, _check_keys
-from .data import ShardDataset, DataError, config_hash, true_cov, generate_dataset, _PHYS
-from .covariance import metrics, subspace_error, build_effective_cov, mdl
+from fastcore.basics import patch
+from tqdm.auto import tqdm
+from .core import Config, load_preset, atomic_write, atomic_write_text, check_keys
+from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data
+from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
+from .metrics import metrics
 from .model import RisNet, infer, candidates
 from .loss import loss_terms
 
 # %% auto #0
-__all__ = ['load_params', 'check_data', 'loader', 'to_device', 'subset', 'Trainer', 'load_model']
+__all__ = ['load_params', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
@@ -26,32 +27,7 @@ def load_params(path):
     if not p.exists(): raise FileNotFoundError(f"params file {p} does not exist")
     try: d = json.loads(p.read_text())
     except ValueError as e: raise ValueError(f"params file {p}: not valid JSON ({e})") from None
-    return dict(_check_keys(d.get('params', d), f'params file {p}'))
-
-def check_data(cfg, ds):
-    "Raise DataError if the dataset was generated with other physics than cfg."
-    if config_hash(cfg) != ds.manifest['config_hash']:
-        diff = {k: (getattr(ds.cfg, k), getattr(cfg, k)) for k in _PHYS if getattr(ds.cfg, k) != getattr(cfg, k)}
-        raise DataError(f"{ds.root}: the data were generated for preset {ds.cfg.preset!r} but the model's config is preset "
-                        f"{cfg.preset!r}; fields differ (data, model): {diff}")
-
-def _identity(b): return b
-
-def loader(ds, idx, batch_size, workers=0, pin=False):
-    "A DataLoader over the samples `idx` of ds in that order, fetching whole batches with ds.__getitems__."
-    idx = np.asarray(idx)
-    return DataLoader(ds, batch_sampler=[idx[i:i + batch_size].tolist() for i in range(0, len(idx), batch_size)],
-                      collate_fn=_identity, num_workers=workers, pin_memory=pin)
-
-def to_device(b, device): return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in b.items()}
-
-def subset(n_avail, n, what):
-    "How many samples to use: all when n is falsy, a count, or a fraction in (0, 1); fewer than asked warns, none is an error."
-    want = n_avail if not n else (int(round(n * n_avail)) if isinstance(n, float) and n <= 1 else int(n))
-    if n_avail == 0 or want == 0: raise DataError(f"{what}: no samples to use (available {n_avail}, asked {n!r})")
-    if want > n_avail:
-        warnings.warn(f"{what}: asked for {want} samples, only {n_avail} available; using {n_avail}"); want = n_avail
-    return want
+    return dict(check_keys(d.get('params', d), f'params file {p}'))
 
 # %% ../nbs/05_train.ipynb #8b76c37b
 class Trainer:
@@ -61,17 +37,19 @@ class Trainer:
         self.train_ds, self.val_ds = ShardDataset(data_dir, 'train'), ShardDataset(data_dir, 'val')
         cfg = (cfg or self.train_ds.cfg).replace(**(params or {}))
         check_data(cfg, self.train_ds)
-        self.cfg, self.seed, self.workers, self.progress, self.resume = cfg, seed, workers, progress, resume
+        self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
         self.device = torch.device(device)
-        self.n_train = subset(len(self.train_ds), n_train, f'{data_dir} train split')
-        self.n_val = subset(len(self.val_ds), n_val, f'{data_dir} val split')
-        self.out = Path(out_dir); self.out.mkdir(parents=True, exist_ok=True)
+        self.n_train = n_samples(len(self.train_ds), n_train, f'{data_dir} train split')
+        self.n_val = n_samples(len(self.val_ds), n_val, f'{data_dir} val split')
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
         self.model = RisNet(cfg).to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
         rest = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
-        self.opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=rest, weight_decay=0.0)], lr=cfg.lr)
+        groups = [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=rest, weight_decay=0.0)]
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr)
         self.amp = self.device.type == 'cuda'
         self._cand = {}                                               # MUSIC candidates per split and sample (fixed by R_samp)
 
@@ -79,14 +57,19 @@ class Trainer:
         "Add the cached MUSIC candidates of a batch's samples to it, computing the missing ones once."
         n = len(self.train_ds if split == 'train' else self.val_ds)
         cache = self._cand.setdefault(split, torch.full((n, self.cfg.K_max, 5), float('nan')))
-        i = b['index'].cpu(); miss = torch.isnan(cache[i, 0, 0])
-        if miss.any(): cache[i[miss]] = candidates(self.cfg, b['R_samp'][miss.to(b['R_samp'].device)], int(miss.sum()), 'cpu')
+        i = b['index'].cpu()
+        miss = torch.isnan(cache[i, 0, 0])
+        if miss.any():
+            cache[i[miss]] = candidates(self.cfg, b['R_samp'][miss.to(b['R_samp'].device)], int(miss.sum()), 'cpu')
         b['cand'] = cache[i].to(self.device)
         return b
 
-    def _loader(self, ds, n, epoch=None):
+    def batches(self, split, epoch=None):
+        "Batches of the train split (shuffled by (seed, epoch)) or of the val split (in order), on the device."
+        ds, n = (self.train_ds, self.n_train) if split == 'train' else (self.val_ds, self.n_val)
         idx = np.arange(n) if epoch is None else np.random.default_rng([self.seed, epoch]).permutation(len(ds))[:n]
-        return loader(ds, idx, self.cfg.batch_size, self.workers, self.device.type == 'cuda')
+        for b in loader(ds, idx, self.cfg.batch_size, self.workers, self.device.type == 'cuda'):
+            yield self.with_candidates(to_device(b, self.device), split)
 
     def _schedule(self, epochs):
         steps = epochs * math.ceil(self.n_train / self.cfg.batch_size)
@@ -102,90 +85,109 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         t['total'].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.opt.step(); self.sched.step()
+        self.opt.step()
+        self.sched.step()
         return {k: v.item() for k, v in t.items()}
 
-    @torch.no_grad()
-    def validate(self, K_CONF_THRESH=None, beta=None):
-        "Validation loss terms, metrics of infer, and the R_samp / MDL references."
-        self.model.eval()
-        acc, ests, truth, se_eff, se_samp, k_mdl = {}, [], [], [], [], []
-        for b in self._loader(self.val_ds, self.n_val):
-            b = self.with_candidates(to_device(b, self.device), 'val')
-            out = self.model(b, beta=beta)
-            Rt = true_cov(self.cfg, b)
-            for k, v in loss_terms(self.cfg, out, b, Rt).items(): acc[k] = acc.get(k, 0.0) + v.item() * len(b['K'])
-            r = infer(self.model, b, K_CONF_THRESH, beta)
-            ests.append({k: r[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'mask')})
-            truth.append({k: b[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
-            se_eff.append(subspace_error(r['R_eff'], Rt, b['K']).cpu())
-            Rs = build_effective_cov(None, b['R_samp'])
-            se_samp.append(subspace_error(Rs, Rt, b['K']).cpu())
-            k_mdl.append((mdl(torch.linalg.eigvalsh(Rs), self.cfg.L, 1, self.cfg.K_max).to(b['K'].device) == b['K']).float().cpu())
-        cat = lambda L_: {k: torch.cat([d[k] for d in L_]) for k in L_[0]}
-        m = metrics(self.cfg, cat(ests), cat(truth))
-        m.update({f'loss_{k}': v / self.n_val for k, v in acc.items()}, sub_err_eff=torch.cat(se_eff).mean().item(),
-                 sub_err_samp=torch.cat(se_samp).mean().item(), K_acc_mdl_samp=torch.cat(k_mdl).mean().item())
-        self.model.train()
-        return m
+# %% ../nbs/05_train.ipynb #val00002
+@patch
+@torch.no_grad()
+def validate(self: Trainer, k_conf_thresh=None, beta=None):
+    "Validation loss terms, metrics of infer, and the R_samp / MDL references."
+    self.model.eval()
+    cfg, sums, ests, truth, refs = self.cfg, {}, [], [], {'sub_err_eff': [], 'sub_err_samp': [], 'K_acc_mdl_samp': []}
+    for b in self.batches('val'):
+        out = self.model(b, beta=beta)
+        Rt = true_cov(cfg, b)
+        for k, v in loss_terms(cfg, out, b, Rt).items(): sums[k] = sums.get(k, 0.0) + v.item() * len(b['K'])
+        r = infer(self.model, b, k_conf_thresh, beta)
+        ests.append({k: r[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'mask')})
+        truth.append({k: b[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
+        Rs = build_effective_cov(None, b['R_samp'], **cov_kwargs(cfg, 'music'))
+        refs['sub_err_eff'].append(subspace_error(r['R_eff'], Rt, b['K']).cpu())
+        refs['sub_err_samp'].append(subspace_error(Rs, Rt, b['K']).cpu())
+        refs['K_acc_mdl_samp'].append((count_sources(cfg, Rs) == b['K']).float().cpu())
+    cat = lambda parts: {k: torch.cat([d[k] for d in parts]) for k in parts[0]}
+    m = metrics(cfg, cat(ests), cat(truth))
+    m.update({f'loss_{k}': v / self.n_val for k, v in sums.items()})
+    m.update({k: torch.cat(v).mean().item() for k, v in refs.items()})
+    self.model.train()
+    return m
 
-    def _save(self, name, state):
-        tmp = self.out / f'.{name}.tmp'; torch.save(state, tmp); tmp.replace(self.out / name)
+# %% ../nbs/05_train.ipynb #fit00002
+@patch
+def _save(self: Trainer, name, state):
+    "Write a checkpoint atomically to out_dir/name."
+    atomic_write(self.out / name, lambda tmp: torch.save(state, tmp))
 
-    def fit(self, epochs, patience=None, trial=None, _crash_after=None):
-        "Train for `epochs` (resuming from last.pt when present); returns the best objective (score or val loss)."
-        cfg = self.cfg; patience = patience or cfg.early_stop_patience
-        self.sched = self._schedule(epochs)
-        start, best, bad, log = 0, float('inf'), 0, []
-        last = self.out / 'last.pt'
-        if self.resume and last.exists():
-            ck = torch.load(last, map_location=self.device, weights_only=False)
-            if ck['cfg'] != cfg.to_dict() or ck['epochs'] != epochs:      # not this run's: keep it aside, start afresh
-                stale = last.with_name(f'last.pt.stale-{int(time.time())}'); last.replace(stale)
-                warnings.warn(f"{last} was written for another config or epoch count; moved to {stale.name}, training from scratch")
-                return self.fit(epochs, patience, trial, _crash_after)
-            try: self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['opt']); self.sched.load_state_dict(ck['sched'])
-            except (RuntimeError, ValueError, KeyError) as e:
-                raise ValueError(f"{last}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False") from None
-            start, best, bad, log = ck['epoch'], ck['best'], ck['bad'], ck['log']
-            if self.progress: print(f'resuming from {last} at epoch {start}', file=sys.stderr)
-        self.model.train()
-        for epoch in range(start, epochs):
-            if bad >= patience: break
-            t0 = time.time(); torch.manual_seed(self.seed * 100_003 + epoch)
-            sums, n = {}, 0
-            bar = tqdm(self._loader(self.train_ds, self.n_train, epoch), desc=f'epoch {epoch + 1}/{epochs}', file=sys.stderr,
-                       disable=not self.progress, leave=False, mininterval=2, ascii=True)
-            for b in bar:
-                b = self.with_candidates(to_device(b, self.device), 'train')
-                t = self.step(b)
-                for k, v in t.items(): sums[k] = sums.get(k, 0.0) + v * len(b['K'])
-                n += len(b['K'])
-            val = self.validate()
-            obj = val['score'] if cfg.VAL_PRIMARY == 'k_loc' else val['loss_total']
-            rec = dict(epoch=epoch + 1, train={k: v / n for k, v in sums.items()}, val=val, objective=obj,
-                       lr=self.opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 3))
-            log.append(rec)
-            if obj < best:
-                best, bad = obj, 0
-                self._save('best.pt', dict(model=self.model.state_dict(), cfg=cfg.to_dict(), epoch=epoch + 1, objective=obj))
-            else: bad += 1
-            self._save('last.pt', dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
-                                       epoch=epoch + 1, best=best, bad=bad, log=log, cfg=cfg.to_dict(), epochs=epochs))
-            atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in log))
-            if self.progress:
-                print(f"epoch {epoch + 1}: train {rec['train']['total']:.3f} val {val['loss_total']:.3f} K_acc {val['K_acc']:.3f} "
-                      f"(MDL {val['K_acc_mdl_samp']:.3f}) success {val['success']:.3f} score {val['score']:.3f} "
-                      f"sub_err {val['sub_err_eff']:.3f} (R_samp {val['sub_err_samp']:.3f}) {rec['seconds']:.1f}s", file=sys.stderr)
-            if trial is not None:
-                trial.report(obj, epoch); trial.set_user_attr('heartbeat', time.time())
-                if trial.should_prune():
-                    import optuna
-                    raise optuna.TrialPruned(f'pruned at epoch {epoch + 1}')
-            if _crash_after is not None and epoch + 1 == _crash_after: raise KeyboardInterrupt('simulated crash')
-        return best
+@patch
+def resume(self: Trainer, epochs):
+    "The state (epoch, best, bad, log) of this run: restored from last.pt when it is this run's, else fresh."
+    self.sched = self._schedule(epochs)
+    state = dict(epoch=0, best=float('inf'), bad=0, log=[])
+    last = self.out / 'last.pt'
+    if not (self.resume_ok and last.exists()): return state
+    ck = torch.load(last, map_location=self.device, weights_only=False)
+    if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:      # not this run's: keep it aside, start afresh
+        stale = last.with_name(f'last.pt.stale-{int(time.time())}')
+        last.replace(stale)
+        warnings.warn(f"{last} was written for another config or epoch count; moved to {stale.name}, training from scratch")
+        return state
+    try:
+        self.model.load_state_dict(ck['model'])
+        self.opt.load_state_dict(ck['opt'])
+        self.sched.load_state_dict(ck['sched'])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise ValueError(f"{last}: checkpoint does not fit this model ({str(e).splitlines()[0]}); "
+                         "use a new out_dir or resume=False") from None
+    if self.progress: print(f'resuming from {last} at epoch {ck["epoch"]}', file=sys.stderr)
+    return dict(epoch=ck['epoch'], best=ck['best'], bad=ck['bad'], log=ck['log'])
 
-def load_model(path, device='cpu'):
-    "A RisNet (eval mode) from a best.pt or last.pt checkpoint."
-    ck = torch.load(path, map_location=device, weights_only=False)
-    m = RisNet(Config(**ck['cfg'])).to(device); m.load_state_dict(ck['model']); return m.eval()
+@patch
+def train_epoch(self: Trainer, epoch, epochs):
+    "One pass over the (shuffled) training subset; returns the mean loss terms."
+    self.model.train()
+    torch.manual_seed(self.seed * 100_003 + epoch)
+    sums, n = {}, 0
+    bar = tqdm(self.batches('train', epoch), desc=f'epoch {epoch + 1}/{epochs}', total=math.ceil(self.n_train / self.cfg.batch_size),
+               disable=not self.progress, leave=False, mininterval=2, file=sys.stderr)
+    for b in bar:
+        for k, v in self.step(b).items(): sums[k] = sums.get(k, 0.0) + v * len(b['K'])
+        n += len(b['K'])
+    return {k: v / n for k, v in sums.items()}
+
+@patch
+def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
+    "Validate, update the best objective, write best.pt / last.pt / log.jsonl; returns the epoch's record."
+    cfg = self.cfg
+    val = self.validate()
+    obj = val['score'] if cfg.VAL_PRIMARY == 'k_loc' else val['loss_total']
+    rec = dict(epoch=epoch + 1, train=train, val=val, objective=obj, lr=self.opt.param_groups[0]['lr'],
+               seconds=round(time.time() - t0, 3))
+    state['log'].append(rec)
+    state['epoch'] = epoch + 1
+    if obj < state['best']:
+        state['best'], state['bad'] = obj, 0
+        self._save('best.pt', dict(model=self.model.state_dict(), cfg=cfg.to_dict(), epoch=epoch + 1, objective=obj))
+    else: state['bad'] += 1
+    self._save('last.pt', dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
+                               cfg=cfg.to_dict(), epochs=epochs, **state))
+    atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
+    if self.progress:
+        print(f"epoch {epoch + 1}: train {train['total']:.3f} val {val['loss_total']:.3f} K_acc {val['K_acc']:.3f} "
+              f"(MDL {val['K_acc_mdl_samp']:.3f}) success {val['success']:.3f} score {val['score']:.3f} "
+              f"sub_err {val['sub_err_eff']:.3f} (R_samp {val['sub_err_samp']:.3f}) {rec['seconds']:.1f}s", file=sys.stderr)
+    return rec
+
+@patch
+def fit(self: Trainer, epochs, patience=None, callbacks=()):
+    "Train for `epochs` (resuming from last.pt when it is this run's); returns the best objective (score or val loss).\n\n    Each callback is called as `cb(trainer, record)` after every epoch."
+    patience = patience or self.cfg.early_stop_patience
+    state = self.resume(epochs)
+    for epoch in range(state['epoch'], epochs):
+        if state['bad'] >= patience: break
+        t0 = time.time()
+        train = self.train_epoch(epoch, epochs)
+        rec = self.end_epoch(epoch, epochs, train, state, t0)
+        for cb in callbacks: cb(self, rec)
+    return state['best']
