@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := runs/demo
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test demo lab bench clean-demo
+.PHONY: setup test demo lab bench clean-demo style docs-outputs
 
 setup: $(VENV)/.installed
 
@@ -15,6 +15,13 @@ $(VENV)/.installed: constraints.txt settings.ini setup.py
 	$(BIN)/pip install -q -c constraints.txt --no-build-isolation -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name python3 >/dev/null
 	touch $@
+
+docs-outputs: setup   # refresh the saved outputs the docs site shows (figures, audit numbers)
+	$(BIN)/python tools/docs_outputs.py run
+	$(BIN)/nbdev_clean
+
+style: setup
+	$(BIN)/python tools/style.py
 
 test: setup
 	$(BIN)/nbdev_test --n_workers 1 --timing
@@ -26,8 +33,9 @@ demo: setup
 	$(BIN)/papermill nbs/01_data.ipynb $(DEMO)/01_data.ipynb --cwd nbs --progress-bar \
 	    -p preset tiny -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/tiny
 	$(BIN)/ris_verify data/tiny
-	@echo "== 2/5 covariance audit =="
+	@echo "== 2/5 covariance and MUSIC audits =="
 	$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO)/02_covariance.ipynb --cwd nbs --progress-bar
+	$(BIN)/papermill nbs/02b_music.ipynb $(DEMO)/02b_music.ipynb --cwd nbs --progress-bar
 	@echo "== 3/5 HPO (resumes the study in $(DEMO)/hpo) =="
 	$(BIN)/papermill nbs/06_hpo.ipynb $(DEMO)/06_hpo.ipynb --cwd nbs --log-output \
 	    -p data_dir ../data/tiny -p out_dir ../$(DEMO)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5
@@ -40,7 +48,7 @@ demo: setup
 	@echo "demo done: executed notebooks in $(DEMO)/, report $(DEMO)/report.html, results $(DEMO)/results.json"
 
 lab: setup
-	$(BIN)/pip install -q -c constraints.txt jupyterlab
+	$(BIN)/pip install -q -c constraints.txt jupyterlab   # pinned in constraints.txt
 	$(BIN)/jupyter lab --notebook-dir nbs
 
 bench: setup

@@ -1,66 +1,102 @@
-"""Training benchmark: samples/s of a training step (forward + backward + AdamW) on CPU for the tiny and seed sizes,
-in the first epoch (MUSIC candidates computed) and later ones (cached by the trainer),
-and the share of step time spent in data loading, the network, the MUSIC candidates, the covariance builder,
-eigendecompositions, the loss, backward and the optimiser.
+"""Training benchmark: samples/s of `Trainer.step` (forward + loss + backward + AdamW) for the tiny and seed sizes,
+in the first epoch (MUSIC candidates computed while batching) and later ones (cached by the trainer), and where the step
+time goes, from a torch.profiler record of the stages the library labels (data, forward, candidates, cov_builder, loss,
+backward, optimizer) and of the eigendecompositions.
 Usage: python bench/bench_train.py [--presets tiny seed] [--steps 8] [--batch 64]"""
-import argparse, json, os, platform, tempfile, time
-from collections import defaultdict
+
+import argparse, itertools, tempfile, time
 from pathlib import Path
-import numpy as np, torch
-import ris_music.model as mm, ris_music.loss as ml, ris_music.covariance as mc
-from ris_music.core import load_preset
-from ris_music.data import generate_dataset, ShardDataset
-from ris_music.train import Trainer, to_device
-from ris_music.loss import loss_terms
+import torch
+from torch.profiler import profile, ProfilerActivity
+from common import emit
+from ris_music import load_preset, generate_dataset, Trainer
 
-T = defaultdict(float)
-def timed(name, f):
-    def g(*a, **k):
-        t = time.perf_counter(); r = f(*a, **k); T[name] += time.perf_counter() - t; return r
-    return g
+STAGES = ('data', 'forward', 'candidates', 'cov_builder', 'loss', 'backward', 'optimizer')
+EIG = ('aten::linalg_eigh', 'aten::linalg_eigvalsh', 'aten::_linalg_eigh')
 
-def run(preset, steps, batch, tmp, cached):
+
+def steps(tr, n, epoch):
+    "Run n training steps of an epoch's batches; returns the number of samples."
+    done = 0
+    for b in itertools.islice(tr.batches('train', epoch), n):
+        tr.step(b)
+        done += len(b['K'])
+    return done
+
+
+def shares(prof, total_us):
+    "Share of the profiled time spent in each labelled stage and in eigendecompositions."
+    ev = {e.key: e for e in prof.key_averages()}
+    out = {k: round(ev[k].cpu_time_total / total_us, 3) for k in STAGES if k in ev}
+    out['eigendecompositions (inside forward/loss/backward)'] = round(
+        sum(ev[k].cpu_time_total for k in EIG if k in ev) / total_us, 3
+    )
+    return out
+
+
+def passes(tr, n_steps):
+    "Seconds and samples of a first epoch (candidates computed) and of a later one over the same (cached) samples."
+    out = []
+    for _ in range(2):
+        t = time.perf_counter()
+        n = steps(tr, n_steps, 0)
+        out.append((time.perf_counter() - t, n))
+    return out
+
+
+def run(preset, n_steps, batch, tmp):
+    "First-epoch and later-epoch throughput and time shares of one preset."
     cfg = load_preset(preset)
     d = Path(tmp) / preset
-    generate_dataset(cfg, d, batch * (steps + 2), batch, 0, shard_size=batch * 4, workers=2, seed=0, progress=False)
-    tr = Trainer(d, Path(tmp) / f'out_{preset}', params=dict(batch_size=batch), progress=False)
-    tr.sched = tr._schedule(1)
-    ds, model, opt = tr.train_ds, tr.model, tr.opt
-    idx = np.random.default_rng(0).permutation(len(ds))
-    if cached:                                        # later epochs: the MUSIC candidates of every sample are cached
-        for s in range(steps + 2): tr.with_candidates(ds.__getitems__(idx[s * batch:(s + 1) * batch]), 'train')
-    T.clear(); n = 0
-    for s in range(steps + 2):
-        if s == 2: T.clear(); t_all = time.perf_counter()
-        t = time.perf_counter(); b = to_device(ds.__getitems__(idx[s * batch:(s + 1) * batch]), tr.device); T['data'] += time.perf_counter() - t
-        if cached: b = tr.with_candidates(b, 'train')
-        t = time.perf_counter(); out = model(b); T['forward'] += time.perf_counter() - t
-        t = time.perf_counter(); terms = loss_terms(cfg, out, b); T['loss'] += time.perf_counter() - t
-        t = time.perf_counter(); opt.zero_grad(); terms['total'].backward(); T['backward'] += time.perf_counter() - t
-        t = time.perf_counter(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); T['optimizer'] += time.perf_counter() - t
-        if s >= 2: n += batch
-    total = time.perf_counter() - t_all
-    inner = {k: T[k] for k in ('candidates', 'cov_builder', 'eig')}
-    share = {k: round(T[k] / total, 3) for k in ('data', 'forward', 'loss', 'backward', 'optimizer')}
-    share['network (forward minus candidates, builder, eig)'] = round((T['forward'] - sum(inner.values())) / total, 3)
-    share.update({f'{k} (inside forward/loss)': round(v / total, 3) for k, v in inner.items()})
-    return dict(preset=preset, epoch='later (candidates cached)' if cached else 'first (candidates computed)', batch=batch, steps=steps, D_MODEL=cfg.D_MODEL, n_layers=cfg.n_layers, N=cfg.N,
-                params_M=round(sum(p.numel() for p in model.parameters()) / 1e6, 2), samples_per_s=round(n / total, 1),
-                step_s=round(total / steps, 3), share=share)
+    generate_dataset(cfg, d, batch * n_steps, batch, 0, shard_size=batch * 4, workers=2, seed=0, progress=False)
+
+    def trainer():
+        tr = Trainer(d, Path(tmp) / f'out_{preset}', params=dict(batch_size=batch), progress=False, resume=False)
+        tr.resume(3)
+        return tr
+
+    timed = passes(trainer(), n_steps)
+    tr = trainer()
+    with profile(activities=[ProfilerActivity.CPU]) as prof_first:
+        t_first = time.perf_counter()
+        steps(tr, n_steps, 0)
+        t_first = time.perf_counter() - t_first
+    with profile(activities=[ProfilerActivity.CPU]) as prof_later:
+        t_later = time.perf_counter()
+        steps(tr, n_steps, 0)
+        t_later = time.perf_counter() - t_later
+    labels = ('first (candidates computed)', 'later (candidates cached)')
+    profs = ((prof_first, t_first), (prof_later, t_later))
+    params_M = round(sum(p.numel() for p in tr.model.parameters()) / 1e6, 2)
+    return [
+        dict(
+            preset=preset,
+            epoch=lab,
+            batch=batch,
+            steps=n_steps,
+            D_MODEL=cfg.D_MODEL,
+            n_layers=cfg.n_layers,
+            N=cfg.N,
+            params_M=params_M,
+            samples_per_s=round(n / dt, 1),
+            step_s=round(dt / n_steps, 3),
+            share=shares(prof, t * 1e6),
+        )
+        for lab, (dt, n), (prof, t) in zip(labels, timed, profs)
+    ]
+
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--presets', nargs='+', default=['tiny', 'seed']); ap.add_argument('--steps', type=int, default=8)
-    ap.add_argument('--batch', type=int, default=64); ap.add_argument('--out', default='bench/out/train.json')
+    ap.add_argument('--presets', nargs='+', default=['tiny', 'seed'])
+    ap.add_argument('--steps', type=int, default=8)
+    ap.add_argument('--batch', type=int, default=64)
+    ap.add_argument('--out', default='bench/out/train.json')
     a = ap.parse_args()
-    mm.candidates = timed('candidates', mm.candidates)
-    mm.build_effective_cov = timed('cov_builder', mm.build_effective_cov)
-    ml.signal_projector = timed('eig', ml.signal_projector)
-    torch.linalg.eigvalsh = timed('eig', torch.linalg.eigvalsh)
     with tempfile.TemporaryDirectory() as tmp:
-        res = dict(bench='train', device='cpu', cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
-                   threads=torch.get_num_threads(), torch=torch.__version__, runs=[run(p, a.steps, a.batch, tmp, c) for p in a.presets for c in (False, True)])
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=1))
-    print(json.dumps(res))
+        runs = [r for p in a.presets for r in run(p, a.steps, a.batch, tmp)]
+    emit(dict(bench='train', runs=runs), a.out)
 
-if __name__ == '__main__': main()
+
+if __name__ == '__main__':
+    main()

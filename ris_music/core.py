@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'Config', 'check_keys', 'load_preset', 'positions', 'as_tensor',
-           'direction', 'steering', 'source_mask', 'search_box', 'to_box', 'from_box', 'quantize_phase', 'dft_codebook',
-           'make_codebook', 'budget', 'report']
+__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'Config', 'read_json', 'check_keys', 'load_preset', 'positions',
+           'as_tensor', 'direction', 'steering', 'source_mask', 'search_box', 'to_box', 'from_box', 'quantize_phase',
+           'dft_codebook', 'make_codebook', 'budget', 'report']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -27,6 +27,7 @@ def atomic_write(path, write):
         tmp.unlink(missing_ok=True)
     return path
 
+
 def atomic_write_text(path, text):
     "Write `text` to `path` atomically."
     return atomic_write(path, lambda t: t.write_text(text))
@@ -35,91 +36,156 @@ def atomic_write_text(path, text):
 @dataclass(frozen=True)
 class Config:
     "Every physical and pipeline setting; build one with `load_preset`."
+
     preset: str = 'custom'
     # RIS and carrier
-    Nh: int = 6; Nv: int = 6                # RIS elements along h (x) and v (y)
-    freq: float = 1e9                       # carrier frequency [Hz]
-    spacing: float = 0.5                    # element spacing [wavelengths]
+    Nh: int = 6
+    Nv: int = 6  # RIS elements along h (x) and v (y)
+    freq: float = 1e9  # carrier frequency [Hz]
+    spacing: float = 0.5  # element spacing [wavelengths]
     # BS and BS-RIS channel (Rician, rank M)
-    M: int = 10                             # BS antennas
-    rician_k_db: float = 10.0               # LoS-to-scattered power ratio
-    bs_distance: float = 20.0               # BS distance from the RIS centre [m]
-    bs_phi_deg: float = 35.0; bs_theta_deg: float = 5.0
+    M: int = 10  # BS antennas
+    rician_k_db: float = 10.0  # LoS-to-scattered power ratio
+    bs_distance: float = 20.0  # BS distance from the RIS centre [m]
+    bs_phi_deg: float = 35.0
+    bs_theta_deg: float = 5.0
     # measurement
-    L: int = 16                             # snapshots, one RIS configuration each
-    codebook: str = 'dft'                   # 'dft' (2D-DFT beams) or 'random' (continuous phases)
-    cb_h: int = 6; cb_v: int = 6            # DFT beams along h and v
-    n_codes: int = 64                       # size of a 'random' codebook
-    phase_bits: int = 0                     # RIS phase quantisation (0 = continuous)
+    L: int = 16  # snapshots, one RIS configuration each
+    codebook: str = 'dft'  # 'dft' (2D-DFT beams) or 'random' (continuous phases)
+    cb_h: int = 6
+    cb_v: int = 6  # DFT beams along h and v
+    n_codes: int = 64  # size of a 'random' codebook
+    phase_bits: int = 0  # RIS phase quantisation (0 = continuous)
     # scenes
-    K_min: int = 1; K_max: int = 3
-    phi_deg: float = 60.0; theta_deg: float = 30.0   # |phi|, |theta| limits
-    r_min: float = 0.3; r_max: float = 4.0
-    snr_min_db: float = -5.0; snr_max_db: float = 20.0
-    source_corr: float = 0.0                # |correlation| between source symbols (1 = coherent)
-    min_sep_deg: float = 4.0                # minimum source separation in (phi, theta) when drawing scenes
+    K_min: int = 1
+    K_max: int = 3
+    phi_deg: float = 60.0
+    theta_deg: float = 30.0  # |phi|, |theta| limits
+    r_min: float = 0.3
+    r_max: float = 4.0
+    snr_min_db: float = -5.0
+    snr_max_db: float = 20.0
+    source_corr: float = 0.0  # |correlation| between source symbols (1 = coherent)
+    min_sep_deg: float = 4.0  # minimum source separation in (phi, theta) when drawing scenes
     # data
-    n_train: int = 2000; n_val: int = 500; n_test: int = 500
+    n_train: int = 2000
+    n_val: int = 500
+    n_test: int = 500
     shard_size: int = 500
-    debias: bool = True                     # subtract the noise term from the back-projected R_samp
+    debias: bool = True  # subtract the noise term from the back-projected R_samp
     # covariance and MUSIC
-    HYBRID_COV_BETA: float = 0.5            # R_eff = (1-beta) R_pred + beta R_samp
-    shrink: str = 'snr'                     # 'none', 'fixed', 'snr', 'lw', 'oas'
+    HYBRID_COV_BETA: float = 0.5  # R_eff = (1-beta) R_pred + beta R_samp
+    shrink: str = 'snr'  # 'none', 'fixed', 'snr', 'lw', 'oas'
     shrink_alpha: float = 0.15
     diag_load: float = 0.0
-    phi_grid: int = 41; theta_grid: int = 21; range_grid: int = 21
-    newton_iter: int = 10; newton_lr: float = 0.8
-    peak_sep_deg: float = 3.0               # MUSIC: minimum (phi, theta) separation of reported peaks
+    phi_grid: int = 41
+    theta_grid: int = 21
+    range_grid: int = 21
+    newton_iter: int = 10
+    newton_lr: float = 0.8
+    peak_sep_deg: float = 3.0  # MUSIC: minimum (phi, theta) separation of reported peaks
     # learning
-    D_MODEL: int = 64; NUM_HEADS: int = 4; n_layers: int = 2; dropout: float = 0.1
-    lr: float = 3e-4; batch_size: int = 64
-    lam_cov: float = 0.2; lam_ang: float = 0.7; lam_rng: float = 0.4; lam_K: float = 0.15
-    K_under_w: float = 2.0; K_over_w: float = 1.0   # cost of each missing / extra source in the K loss
-    warmup_frac: float = 0.1; weight_decay: float = 0.01; grad_clip: float = 1.0; early_stop_patience: int = 10
+    D_MODEL: int = 64
+    NUM_HEADS: int = 4
+    n_layers: int = 2
+    dropout: float = 0.1
+    lr: float = 3e-4
+    batch_size: int = 64
+    lam_cov: float = 0.2
+    lam_ang: float = 0.7
+    lam_rng: float = 0.4
+    lam_K: float = 0.15
+    K_under_w: float = 2.0
+    K_over_w: float = 1.0  # cost of each missing / extra source in the K loss
+    warmup_frac: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    early_stop_patience: int = 10
     K_CONF_THRESH: float = 0.65
     VAL_PRIMARY: str = 'k_loc'
     # metrics
-    succ_phi_deg: float = 5.0; succ_theta_deg: float = 5.0; succ_r: float = 1.0
+    succ_phi_deg: float = 5.0
+    succ_theta_deg: float = 5.0
+    succ_r: float = 1.0
 
     def __post_init__(self):
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.type in ('int', 'float') and not isinstance(v, (int, float)) or f.type == 'int' and isinstance(v, float) \
-               or f.type == 'bool' and not isinstance(v, bool) or f.type == 'str' and not isinstance(v, str):
+            if (
+                f.type in ('int', 'float')
+                and not isinstance(v, (int, float))
+                or f.type == 'int'
+                and isinstance(v, float)
+                or f.type == 'bool'
+                and not isinstance(v, bool)
+                or f.type == 'str'
+                and not isinstance(v, str)
+            ):
                 raise TypeError(f"Config field {f.name!r}: expected {f.type}, got {v!r}")
         for n in 'Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid'.split():
-            if getattr(self, n) < 1: raise ValueError(f"Config field {n!r} must be >= 1, got {getattr(self, n)!r}")
-        if not 1 <= self.K_min <= self.K_max: raise ValueError(f"Config: need 1 <= K_min <= K_max, got K_min={self.K_min}, K_max={self.K_max}")
-        if not 0 < self.r_min < self.r_max: raise ValueError(f"Config: need 0 < r_min < r_max, got r_min={self.r_min}, r_max={self.r_max}")
-        if self.codebook not in ('dft', 'random'): raise ValueError(f"Config field 'codebook': expected 'dft' or 'random', got {self.codebook!r}")
-        if self.shrink not in ('none', 'fixed', 'snr', 'lw', 'oas'): raise ValueError(f"Config field 'shrink': unknown {self.shrink!r}")
-        if self.VAL_PRIMARY not in ('loss', 'k_loc'): raise ValueError(f"Config field 'VAL_PRIMARY': expected 'loss' or 'k_loc', got {self.VAL_PRIMARY!r}")
-        if not 0 <= self.HYBRID_COV_BETA <= 1: raise ValueError(f"Config field 'HYBRID_COV_BETA' must lie in [0, 1], got {self.HYBRID_COV_BETA}")
-        if self.D_MODEL % self.NUM_HEADS: raise ValueError(f"Config: D_MODEL={self.D_MODEL} is not divisible by NUM_HEADS={self.NUM_HEADS}")
+            if getattr(self, n) < 1:
+                raise ValueError(f"Config field {n!r} must be >= 1, got {getattr(self, n)!r}")
+        if not 1 <= self.K_min <= self.K_max:
+            raise ValueError(f"Config: need 1 <= K_min <= K_max, got K_min={self.K_min}, K_max={self.K_max}")
+        if not 0 < self.r_min < self.r_max:
+            raise ValueError(f"Config: need 0 < r_min < r_max, got r_min={self.r_min}, r_max={self.r_max}")
+        if self.codebook not in ('dft', 'random'):
+            raise ValueError(f"Config field 'codebook': expected 'dft' or 'random', got {self.codebook!r}")
+        if self.shrink not in ('none', 'fixed', 'snr', 'lw', 'oas'):
+            raise ValueError(f"Config field 'shrink': unknown {self.shrink!r}")
+        if self.VAL_PRIMARY not in ('loss', 'k_loc'):
+            raise ValueError(f"Config field 'VAL_PRIMARY': expected 'loss' or 'k_loc', got {self.VAL_PRIMARY!r}")
+        if not 0 <= self.HYBRID_COV_BETA <= 1:
+            raise ValueError(f"Config field 'HYBRID_COV_BETA' must lie in [0, 1], got {self.HYBRID_COV_BETA}")
+        if self.D_MODEL % self.NUM_HEADS:
+            raise ValueError(f"Config: D_MODEL={self.D_MODEL} is not divisible by NUM_HEADS={self.NUM_HEADS}")
 
     # derived quantities
     @property
-    def N(self): return self.Nh * self.Nv
+    def N(self):
+        return self.Nh * self.Nv
+
     @property
-    def wavelength(self): return 299_792_458.0 / self.freq
+    def wavelength(self):
+        return 299_792_458.0 / self.freq
+
     @property
-    def k(self): return 2 * math.pi / self.wavelength
+    def k(self):
+        return 2 * math.pi / self.wavelength
+
     @property
-    def d(self): return self.spacing * self.wavelength
+    def d(self):
+        return self.spacing * self.wavelength
+
     @property
-    def aperture(self): return self.d * math.hypot(self.Nh - 1, self.Nv - 1)
+    def aperture(self):
+        return self.d * math.hypot(self.Nh - 1, self.Nv - 1)
+
     @property
     def bounds(self):
         "Lower and upper bounds of (phi, theta, r) in radians and metres."
         p, t = math.radians(self.phi_deg), math.radians(self.theta_deg)
         return (-p, -t, self.r_min), (p, t, self.r_max)
+
     def replace(self, **kw):
         "A copy with some fields changed (unknown names are an error)."
         return dataclasses.replace(self, **check_keys(kw, 'Config.replace'))
-    def to_dict(self): return asdict(self)
+
+    def to_dict(self):
+        return asdict(self)
+
     def to_json(self, path):
         "Write the config to `path` as JSON (atomically)."
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+
+def read_json(path, what, error=ValueError, missing=None):
+    "The parsed JSON file at `path`; a missing or malformed file is an `error` naming the path and `what` it is."
+    p = Path(path)
+    if not p.exists():
+        raise (FileNotFoundError if error is ValueError else error)(missing or f"{what} {p} does not exist")
+    try: return json.loads(p.read_text())
+    except ValueError as e: raise error(f"{p}: {what} is not valid JSON ({e})") from None
 
 def check_keys(d, where):
     "`d` if every key is a Config field, else a KeyError that names `where` and suggests the intended key."
@@ -127,10 +193,13 @@ def check_keys(d, where):
     for k in d:
         if k not in names:
             close = difflib.get_close_matches(k, names, n=3)
-            raise KeyError(f"{where}: unknown config key {k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ''))
+            raise KeyError(
+                f"{where}: unknown config key {k!r}" + (f" (did you mean {', '.join(close)}?)" if close else '')
+            )
     return d
 
 # %% ../nbs/00_core.ipynb #167a4888
+# fmt: off
 PRESETS = {
     'seed': dict(Nh=12, Nv=12, freq=1e9, M=16, L=16, codebook='dft', cb_h=8, cb_v=8, K_min=1, K_max=5,
                  phi_deg=60.0, theta_deg=30.0, r_min=0.5, r_max=10.0, snr_min_db=-5.0, snr_max_db=20.0,
@@ -143,17 +212,17 @@ PRESETS = {
                  phi_grid=41, theta_grid=21, range_grid=21, D_MODEL=64, NUM_HEADS=4, n_layers=2, dropout=0.1,
                  batch_size=64, lr=1e-3),
 }
+# fmt: on
+
 
 def load_preset(name='tiny', **overrides) -> Config:
     "The `Config` of a named preset or of a JSON file, with `overrides` applied; unknown names are an error."
     if str(name).endswith('.json'):
-        p = Path(name)
-        if not p.exists(): raise FileNotFoundError(f"config file {p} does not exist")
-        try: d = json.loads(p.read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"config file {p}: not valid JSON ({e})") from None
-        base = dict(check_keys(d, f'config file {p}'))
-    elif name in PRESETS: base = dict(PRESETS[name], preset=name)
-    else: raise KeyError(f"unknown preset {name!r}; available: {', '.join(PRESETS)} (or a path to a .json config)")
+        base = dict(check_keys(read_json(name, 'config file'), f'config file {name}'))
+    elif name in PRESETS:
+        base = dict(PRESETS[name], preset=name)
+    else:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(PRESETS)} (or a path to a .json config)")
     base.update(check_keys(overrides, 'load_preset'))
     return Config(**base)
 
@@ -165,33 +234,41 @@ def positions(cfg, dtype=torch.float64, device=None):
     jj, ii = torch.meshgrid(j, i, indexing='ij')
     return torch.stack([ii.flatten() * cfg.d, jj.flatten() * cfg.d, torch.zeros(cfg.N, dtype=dtype, device=device)], -1)
 
+
 def as_tensor(x, dtype=None, device=None):
     "A torch tensor from a tensor, numpy array or number."
-    if isinstance(x, torch.Tensor): return x.to(dtype=dtype or x.dtype, device=device or x.device)
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype=dtype or x.dtype, device=device or x.device)
     return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
 
 def direction(phi, theta):
     "Unit vectors u(phi, theta), shape (..., 3)."
     ct = torch.cos(theta)
     return torch.stack([ct * torch.sin(phi), torch.sin(theta), ct * torch.cos(phi)], -1)
 
+
 _REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
 
 def steering(cfg, phi, theta, r, dtype=torch.complex64, model='exact'):
     "Near-field steering vectors (..., N) for sources at (phi, theta, r); `model` is 'exact', 'fresnel' or 'plane'."
     rdt = _REAL[dtype]
     dev = next((x.device for x in (phi, theta, r) if isinstance(x, torch.Tensor)), None)
     phi, theta, r = torch.broadcast_tensors(*(as_tensor(x, rdt, dev) for x in (phi, theta, r)))
-    p = positions(cfg, rdt, phi.device)                      # (N, 3)
-    up = direction(phi, theta) @ p.T                          # (..., N)  u . p_n
-    p2 = (p * p).sum(-1)                                      # (N,)
+    p = positions(cfg, rdt, phi.device)  # (N, 3)
+    up = direction(phi, theta) @ p.T  # (..., N)  u . p_n
+    p2 = (p * p).sum(-1)  # (N,)
     r_ = r[..., None]
     if model == 'exact':
         rn = torch.sqrt((r_ * r_ - 2 * r_ * up + p2).clamp_min(0))
         dr = (p2 - 2 * r_ * up) / (rn + r_)
-    elif model == 'fresnel': dr = -up + (p2 - up * up) / (2 * r_)
-    elif model == 'plane': dr = -up + 0 * r_
-    else: raise ValueError(f"steering: unknown model {model!r} (use 'exact', 'fresnel' or 'plane')")
+    elif model == 'fresnel':
+        dr = -up + (p2 - up * up) / (2 * r_)
+    elif model == 'plane':
+        dr = -up + 0 * r_
+    else:
+        raise ValueError(f"steering: unknown model {model!r} (use 'exact', 'fresnel' or 'plane')")
     return torch.polar(torch.ones_like(dr), -cfg.k * dr).to(dtype)
 
 # %% ../nbs/00_core.ipynb #box00002
@@ -200,16 +277,21 @@ def source_mask(K, K_max):
     K = as_tensor(K)
     return torch.arange(K_max, device=K.device) < K[..., None]
 
+
 def search_box(cfg, dtype=torch.float64, device=None):
     "Lower and upper bounds (3,) of (phi, theta, 1/r)."
     (p0, t0, r0), (p1, t1, r1) = cfg.bounds
-    return (torch.tensor([p0, t0, 1 / r1], dtype=dtype, device=device),
-            torch.tensor([p1, t1, 1 / r0], dtype=dtype, device=device))
+    return (
+        torch.tensor([p0, t0, 1 / r1], dtype=dtype, device=device),
+        torch.tensor([p1, t1, 1 / r0], dtype=dtype, device=device),
+    )
+
 
 def to_box(cfg, p):
     "Map points (..., 3) in (phi, theta, 1/r) to the unit search box [-1, 1] x [-1, 1] x [0, 1]."
     (_, _, r0), (p1, t1, r1) = cfg.bounds
     return torch.stack([p[..., 0] / p1, p[..., 1] / t1, (p[..., 2] - 1 / r1) / (1 / r0 - 1 / r1)], -1)
+
 
 def from_box(cfg, x):
     "Inverse of `to_box`: points (..., 3) in (phi, theta, 1/r) from unit-box coordinates."
@@ -219,9 +301,11 @@ def from_box(cfg, x):
 # %% ../nbs/00_core.ipynb #e3516ff2
 def quantize_phase(c, bits):
     "Round the phases of unit-modulus codes to 2**bits levels (bits=0 keeps them continuous)."
-    if bits == 0: return c
+    if bits == 0:
+        return c
     q = 2 * math.pi / 2**bits
     return torch.polar(torch.ones_like(c.real), torch.round(c.angle() / q) * q)
+
 
 def dft_codebook(Nh, Nv, bh, bv, dtype=torch.complex64):
     "The (bh*bv, Nh*Nv) separable 2D-DFT beam codebook."
@@ -230,36 +314,66 @@ def dft_codebook(Nh, Nv, bh, bv, dtype=torch.complex64):
     ph = (pv[:, None, :, None] + ph[None, :, None, :]).reshape(bv * bh, Nv * Nh)
     return torch.polar(torch.ones_like(ph), -ph).to(dtype)
 
+
 def make_codebook(cfg, seed=0, dtype=torch.complex64):
     "The configured codebook (n_codes, N): DFT beams or seeded random phases, then phase quantisation."
-    if cfg.codebook == 'dft': c = dft_codebook(cfg.Nh, cfg.Nv, cfg.cb_h, cfg.cb_v, torch.complex128)
+    if cfg.codebook == 'dft':
+        c = dft_codebook(cfg.Nh, cfg.Nv, cfg.cb_h, cfg.cb_v, torch.complex128)
     else:
         g = torch.Generator().manual_seed(seed)
-        c = torch.polar(torch.ones(cfg.n_codes, cfg.N, dtype=torch.float64), 2 * math.pi * torch.rand(cfg.n_codes, cfg.N, generator=g, dtype=torch.float64))
+        c = torch.polar(
+            torch.ones(cfg.n_codes, cfg.N, dtype=torch.float64),
+            2 * math.pi * torch.rand(cfg.n_codes, cfg.N, generator=g, dtype=torch.float64),
+        )
     return quantize_phase(c, cfg.phase_bits).to(dtype)
 
 # %% ../nbs/00_core.ipynb #8bdef82e
 def budget(cfg, warn=True):
     "Near-field window and identifiability budget of a config; warns when the preset falls outside."
     D, lam = cfg.aperture, cfg.wavelength
-    out = dict(N=cfg.N, M=cfg.M, L=cfg.L, LM2=cfg.L * cfg.M**2, N2=cfg.N**2, aperture_m=D,
-               fresnel_m=0.62 * math.sqrt(D**3 / lam), fraunhofer_m=2 * D**2 / lam, r_min=cfg.r_min, r_max=cfg.r_max)
+    out = dict(
+        N=cfg.N,
+        M=cfg.M,
+        L=cfg.L,
+        LM2=cfg.L * cfg.M**2,
+        N2=cfg.N**2,
+        aperture_m=D,
+        fresnel_m=0.62 * math.sqrt(D**3 / lam),
+        fraunhofer_m=2 * D**2 / lam,
+        r_min=cfg.r_min,
+        r_max=cfg.r_max,
+    )
     out['identifiable'] = out['LM2'] >= out['N2']
     msgs = []
-    if not out['identifiable']: msgs.append(f"L*M^2 = {out['LM2']} < N^2 = {out['N2']}: R is not identifiable from second-order data")
-    if cfg.r_min < out['fresnel_m']: msgs.append(f"r_min = {cfg.r_min} m is inside the reactive region (< {out['fresnel_m']:.2f} m)")
-    if cfg.r_max > out['fraunhofer_m']: msgs.append(f"r_max = {cfg.r_max} m is beyond the Fraunhofer distance {out['fraunhofer_m']:.2f} m")
+    if not out['identifiable']:
+        msgs.append(f"L*M^2 = {out['LM2']} < N^2 = {out['N2']}: R is not identifiable from second-order data")
+    if cfg.r_min < out['fresnel_m']:
+        msgs.append(f"r_min = {cfg.r_min} m is inside the reactive region (< {out['fresnel_m']:.2f} m)")
+    if cfg.r_max > out['fraunhofer_m']:
+        msgs.append(f"r_max = {cfg.r_max} m is beyond the Fraunhofer distance {out['fraunhofer_m']:.2f} m")
     out['warnings'] = msgs
     if warn:
-        for m in msgs: warnings.warn(f"preset {cfg.preset!r}: {m}", stacklevel=2)
+        for m in msgs:
+            warnings.warn(f"preset {cfg.preset!r}: {m}", stacklevel=2)
     return out
+
 
 def report(cfg):
     "Print a config's physics and budget in one block."
     b = budget(cfg, warn=False)
-    print(f"preset {cfg.preset}: RIS {cfg.Nh}x{cfg.Nv} (N={cfg.N}), f={cfg.freq/1e9:g} GHz, lambda={cfg.wavelength:.3f} m, "
-          f"d={cfg.d:.3f} m, aperture {b['aperture_m']:.2f} m, M={cfg.M}, L={cfg.L}, K={cfg.K_min}..{cfg.K_max}")
-    print(f"  near-field window [{b['fresnel_m']:.2f}, {b['fraunhofer_m']:.2f}] m; scenes r in [{cfg.r_min}, {cfg.r_max}] m")
-    print(f"  identifiability: L*M^2 = {b['LM2']} vs N^2 = {b['N2']} -> {'ok' if b['identifiable'] else 'under-determined'}")
-    for m in b['warnings']: print('  warning:', m)
+    print(
+        f"preset {cfg.preset}: RIS {cfg.Nh}x{cfg.Nv} (N={cfg.N}), f={cfg.freq / 1e9:g} GHz, "
+        f"lambda={cfg.wavelength:.3f} m, "
+        f"d={cfg.d:.3f} m, aperture {b['aperture_m']:.2f} m, M={cfg.M}, L={cfg.L}, K={cfg.K_min}..{cfg.K_max}"
+    )
+    print(
+        f"  near-field window [{b['fresnel_m']:.2f}, {b['fraunhofer_m']:.2f}] m; "
+        f"scenes r in [{cfg.r_min}, {cfg.r_max}] m"
+    )
+    print(
+        f"  identifiability: L*M^2 = {b['LM2']} vs N^2 = {b['N2']} -> "
+        f"{'ok' if b['identifiable'] else 'under-determined'}"
+    )
+    for m in b['warnings']:
+        print('  warning:', m)
     return b

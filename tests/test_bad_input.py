@@ -1,39 +1,60 @@
 "Bad input gets a clear error naming the file, field and value, before work starts."
+
 import json, shutil
 import numpy as np, pytest, torch
 from ris_music import load_preset, generate_dataset, ShardDataset, DataError, build_effective_cov, steering
 
+
 def test_config_errors(tmp_path):
-    with pytest.raises(KeyError, match="unknown config key 'newton_iters'.*newton_iter"): load_preset('tiny', newton_iters=3)
-    with pytest.raises(TypeError, match="'L'"): load_preset('tiny', L='16')
-    with pytest.raises(ValueError, match="r_min"): load_preset('tiny', r_min=5.0, r_max=1.0)
-    with pytest.raises(ValueError, match="VAL_PRIMARY"): load_preset('tiny', VAL_PRIMARY='acc')
-    bad = tmp_path / 'c.json'; bad.write_text('{"Nh": 4,')
-    with pytest.raises(ValueError, match=f"{bad}: not valid JSON"): load_preset(str(bad))
+    with pytest.raises(KeyError, match="unknown config key 'newton_iters'.*newton_iter"):
+        load_preset('tiny', newton_iters=3)
+    with pytest.raises(TypeError, match="'L'"):
+        load_preset('tiny', L='16')
+    with pytest.raises(ValueError, match="r_min"):
+        load_preset('tiny', r_min=5.0, r_max=1.0)
+    with pytest.raises(ValueError, match="VAL_PRIMARY"):
+        load_preset('tiny', VAL_PRIMARY='acc')
+    bad = tmp_path / 'c.json'
+    bad.write_text('{"Nh": 4,')
+    with pytest.raises(ValueError, match=f"{bad}: config file is not valid JSON"):
+        load_preset(str(bad))
+
 
 def test_generate_rejects_bad_counts(tmp_path):
     with pytest.raises(ValueError, match='n_val must be a non-negative int, got -1'):
         generate_dataset(load_preset('tiny'), tmp_path, 10, -1, 0)
-    assert not list(tmp_path.glob('*/*'))                       # nothing written
+    assert not list(tmp_path.glob('*/*'))  # nothing written
+
 
 def test_dataset_faults(tiny_dataset, tmp_path):
-    d = tmp_path / 'c'; shutil.copytree(tiny_dataset, d)
-    with pytest.raises(ValueError, match='split must be one of'): ShardDataset(d, 'training')
+    d = tmp_path / 'c'
+    shutil.copytree(tiny_dataset, d)
+    with pytest.raises(ValueError, match='split must be one of'):
+        ShardDataset(d, 'training')
     man = json.loads((d / 'manifest.json').read_text())
-    man['fields']['y']['dtype'] = 'complex128'; (d / 'manifest.json').write_text(json.dumps(man))
-    with pytest.raises(DataError, match="field 'y'"): ShardDataset(d, 'train')
+    man['fields']['y']['dtype'] = 'complex128'
+    (d / 'manifest.json').write_text(json.dumps(man))
+    with pytest.raises(DataError, match="field 'y'"):
+        ShardDataset(d, 'train')
     (d / 'manifest.json').write_text('{"format": ')
-    with pytest.raises(DataError, match='manifest is not valid JSON'): ShardDataset(d, 'train')
+    with pytest.raises(DataError, match='manifest is not valid JSON'):
+        ShardDataset(d, 'train')
+
 
 def test_partial_shard_is_not_taken_as_whole(tiny_dataset, tmp_path):
     "A crash mid-shard leaves a dot-folder; a rerun ignores it, regenerates the missing shard and removes the debris."
-    d = tmp_path / 'c'; shutil.copytree(tiny_dataset, d)
-    shutil.rmtree(d / 'train' / '00001'); (d / 'train' / '.00001.tmp999').mkdir()
-    with pytest.raises(DataError, match='train/00001/y.npy: missing file'): ShardDataset(d, 'train')
+    d = tmp_path / 'c'
+    shutil.copytree(tiny_dataset, d)
+    shutil.rmtree(d / 'train' / '00001')
+    (d / 'train' / '.00001.tmp999').mkdir()
+    with pytest.raises(DataError, match='train/00001/y.npy: missing file'):
+        ShardDataset(d, 'train')
     man = generate_dataset(load_preset('tiny'), d, 60, 20, 20, shard_size=20, workers=1, seed=3, progress=False)
     assert man['generated']['shards'] == 1 and not (d / 'train' / '.00001.tmp999').exists()
-    ref = ShardDataset(tiny_dataset, 'train')[25]; got = ShardDataset(d, 'train')[25]
+    ref = ShardDataset(tiny_dataset, 'train')[25]
+    got = ShardDataset(d, 'train')[25]
     assert all(torch.equal(ref[k], got[k]) for k in ('y', 'H', 'phi'))
+
 
 def test_numpy_inputs_accepted():
     cfg = load_preset('tiny')

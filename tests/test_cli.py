@@ -1,38 +1,49 @@
 "Command lines: ris_generate and ris_verify, end to end in subprocesses."
+
 import json, shutil, subprocess, sys
 import numpy as np
 from conftest import BIN
 
+
 def run(*args):
     return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True)
 
+
+GENERATE = ['ris_generate', '--preset', 'tiny', '--n-train', '40', '--n-val', '10', '--n-test', '10']
+GENERATE += ['--shard-size', '16', '--workers', '2', '--seed', '1']
+
+
 def test_generate_then_verify(tmp_path):
     out = tmp_path / 'd'
-    p = run('ris_generate', '--preset', 'tiny', '--out', str(out), '--n-train', '40', '--n-val', '10', '--n-test', '10',
-            '--shard-size', '16', '--workers', '2', '--seed', '1')
+    p = run(*GENERATE, '--out', str(out))
     assert p.returncode == 0, p.stderr
     info = json.loads(p.stdout.strip().splitlines()[-1])
     assert info['counts'] == dict(train=40, val=10, test=10) and info['generated']['shards'] == 5
     p = run('ris_verify', str(out))
     assert p.returncode == 0 and 'ok' in p.stdout
     # a second run reuses every shard
-    p = run('ris_generate', '--preset', 'tiny', '--out', str(out), '--n-train', '40', '--n-val', '10', '--n-test', '10',
-            '--shard-size', '16', '--workers', '2', '--seed', '1')
+    p = run(*GENERATE, '--out', str(out))
     assert json.loads(p.stdout.strip().splitlines()[-1])['generated']['shards'] == 0
 
+
 def test_verify_reports_nan_and_checksum(tiny_dataset, tmp_path):
-    d = tmp_path / 'copy'; shutil.copytree(tiny_dataset, d)
+    d = tmp_path / 'copy'
+    shutil.copytree(tiny_dataset, d)
     f = d / 'train' / '00002' / 'snr_db.npy'
-    a = np.load(f); a[5, 0] = np.inf
-    with open(f, 'wb') as fh: np.save(fh, a)
+    a = np.load(f)
+    a[5, 0] = np.inf
+    with open(f, 'wb') as fh:
+        np.save(fh, a)
     p = run('ris_verify', str(d))
     assert p.returncode == 1
     assert "train/00002/snr_db.npy: checksum mismatch for field 'snr_db'" in p.stderr
     assert "field 'snr_db' has NaN/Inf in 1 samples (first at row 5)" in p.stderr
 
+
 def test_verify_missing_dataset(tmp_path):
     p = run('ris_verify', str(tmp_path / 'nowhere'))
     assert p.returncode == 1 and 'no manifest' in p.stderr
+
 
 def test_unknown_preset_cli(tmp_path):
     p = run('ris_generate', '--preset', 'huge', '--out', str(tmp_path / 'x'))
