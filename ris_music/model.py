@@ -76,9 +76,9 @@ class RisNet(nn.Module):
         self.type_c = nn.Parameter(torch.zeros(D))
         self.aux_head = nn.Linear(D, 3)  # per candidate: correction of (phi, theta, 1/r)
         self.amp_head = nn.Linear(D, 1)  # per candidate: power of its steering column
-        lo, hi = search_box(cfg, torch.float32)  # corrections up to 4 grid steps
-        grid = torch.tensor([cfg.phi_grid, cfg.theta_grid, cfg.range_grid], dtype=torch.float32)
-        self.register_buffer('step', 4 * (hi - lo) / (grid - 1).clamp_min(1), persistent=False)
+        lo, hi = search_box(cfg)  # corrections up to 4 grid steps
+        grid = torch.tensor([cfg.phi_grid, cfg.theta_grid, cfg.range_grid], dtype=torch.float64)
+        self.register_buffer('step', (4 * (hi - lo) / (grid - 1).clamp_min(1)).float(), persistent=False)
         self.k_head = nn.Sequential(
             nn.Linear(self.n_eig + 1 + D, D), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(D, Km)
         )
