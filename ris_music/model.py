@@ -47,7 +47,7 @@ def candidates(cfg, R_samp, B, device):
         return out
     Km = torch.full((B,), cfg.K_max, dtype=torch.long)
     R = build_effective_cov(None, R_samp.detach(), **cov_kwargs(cfg, 'music')).cpu()
-    m = music_localize(cfg, R, Km, newton_iter=0, Kmax=cfg.K_max)
+    m = music_localize(cfg, R, Km, newton_iter=0, Kmax=cfg.K_max, rap=False)
     rho = torch.where(m['mask'], 1 / m['r'].clamp_min(1e-6), torch.full_like(m['r'], 1 / cfg.r_max))
     box = to_box(cfg, torch.stack([m['phi'], m['theta'], rho], -1))
     return torch.cat([box, m['q'][..., None], m['mask'].float()[..., None]], -1).to(device)

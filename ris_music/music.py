@@ -7,11 +7,12 @@ from __future__ import annotations
 import math, functools
 import torch
 import torch.nn.functional as F
-from .core import Config, load_preset, steering, as_tensor, search_box
+from .core import Config, load_preset, steering, as_tensor, search_box, source_mask
 from .covariance import signal_subspace
 
 # %% auto #0
-__all__ = ['music_grid', 'grid_points', 'music_spectrum', 'pick_peaks', 'newton_refine', 'music_localize', 'music_naive']
+__all__ = ['music_grid', 'grid_points', 'music_spectrum', 'pick_peaks', 'newton_refine', 'deflate', 'music_localize',
+           'music_naive']
 
 # %% ../nbs/02b_music.ipynb #212efdb7
 @functools.lru_cache(maxsize=4)
@@ -39,18 +40,26 @@ def grid_points(cfg, idx):
     return torch.stack([phi[ip], theta[it], rho[ir]], -1)
 
 
-def music_spectrum(cfg, Es, chunk=1 << 22):
-    "q = ||Es^H a||^2 / N on the grid for a batch of signal subspaces (B, N, Kmax); returns (B, Gphi, Gtheta, Grange)."
+def music_spectrum(cfg, Es, Q=None, chunk=1 << 22):
+    """q on the grid for a batch of signal subspaces Es (B, N, Ke); returns (B, Gphi, Gtheta, Grange).
+
+    q = ||Es^H a||^2 / N, or with Q (B, N, Kq) (orthonormal, the sources found so far) the deflated
+    q = ||Es^H a||^2 / (N - ||Q^H a||^2) of RAP-MUSIC."""
     _, D = music_grid(cfg, str(Es.device))
-    B, N, Km = Es.shape
-    E = Es.transpose(0, 1).reshape(N, B * Km).to(D.dtype)  # all scenes' columns side by side
+    B, N, Ke = Es.shape
+    Kq = 0 if Q is None else Q.shape[-1]
+    W = Es if Q is None else torch.cat([Es, Q], -1)
+    W = W.transpose(0, 1).reshape(N, B * (Ke + Kq)).to(D.dtype)  # all scenes' columns side by side
     G = D.shape[0]
-    step = max(1, chunk // max(B * Km, 1))
-    out = torch.empty(B, G, dtype=D.real.dtype, device=D.device)
+    step = max(1, chunk // max(W.shape[1], 1))
+    num = torch.empty(B, G, dtype=D.real.dtype, device=D.device)
+    den = torch.full((B, G), float(N), dtype=D.real.dtype, device=D.device)
     for i in range(0, G, step):
-        z = D[i : i + step] @ E  # (g, B*Km)
-        out[:, i : i + step] = (z.real**2 + z.imag**2).view(-1, B, Km).sum(-1).T
-    return (out / N).view(B, cfg.phi_grid, cfg.theta_grid, cfg.range_grid)
+        z = (D[i : i + step] @ W).view(-1, B, Ke + Kq)  # (g, B, Ke + Kq)
+        z2 = z.real**2 + z.imag**2
+        num[:, i : i + step] = z2[..., :Ke].sum(-1).T
+        if Kq: den[:, i : i + step] = N - z2[..., Ke:].sum(-1).T
+    return (num / den.clamp_min(1e-3 * N)).view(B, cfg.phi_grid, cfg.theta_grid, cfg.range_grid)
 
 # %% ../nbs/02b_music.ipynb #mus00008
 def _select(ang, val, ok, K, Kmax, sep):
@@ -81,18 +90,22 @@ def pick_peaks(cfg, q, K, Kmax, min_sep_deg=None, n_cand=None):
     return idx.gather(1, j), got
 
 
-def _q(cfg, p, Es):
-    "q at points p (P, 3) = (phi, theta, 1/r) for subspaces Es (P, N, Km), float64."
+def _q(cfg, p, Es, Q=None):
+    "q (deflated when Q is given) at points p (P, 3) = (phi, theta, 1/r) for subspaces Es (P, N, Km), float64."
     a = steering(cfg, p[:, 0], p[:, 1], 1 / p[:, 2], dtype=torch.complex128)
     z = (Es.conj() * a[:, :, None]).sum(1)
-    return (z.real**2 + z.imag**2).sum(-1) / cfg.N
+    num = (z.real**2 + z.imag**2).sum(-1)
+    if Q is None: return num / cfg.N
+    zq = (Q.conj() * a[:, :, None]).sum(1)
+    return num / (cfg.N - (zq.real**2 + zq.imag**2).sum(-1)).clamp_min(1e-3 * cfg.N)
 
 
 @torch.enable_grad()
-def newton_refine(cfg, p, Es, iters=10, lr=0.8):
-    "Damped Newton ascent of q from p (P, 3) in (phi, theta, 1/r), within the config's bounds."
+def newton_refine(cfg, p, Es, iters=10, lr=0.8, Q=None):
+    "Damped Newton ascent of q (deflated by Q if given) from p (P, 3) in (phi, theta, 1/r), within the bounds."
     lo, hi = search_box(cfg, device=p.device)
     p, Es = p.detach().double(), Es.detach().to(torch.complex128)
+    Q = None if Q is None else Q.detach().to(torch.complex128)
     mu = torch.full((p.shape[0],), 1e-3, dtype=torch.float64, device=p.device)
     eye = torch.eye(3, dtype=torch.float64, device=p.device)
     steps = torch.tensor(
@@ -101,7 +114,7 @@ def newton_refine(cfg, p, Es, iters=10, lr=0.8):
     radius = 2 * (hi - lo) / steps.clamp_min(1)  # trust region: two grid steps
     for _ in range(iters):
         x = p.clone().requires_grad_(True)
-        f = _q(cfg, x, Es)
+        f = _q(cfg, x, Es, Q)
         (gr,) = torch.autograd.grad(f.sum(), x, create_graph=True)
         Hs = torch.stack([torch.autograd.grad(gr[:, i].sum(), x, retain_graph=i < 2)[0] for i in range(3)], 1)
         gr, f, nH = gr.detach(), f.detach(), -Hs.detach()
@@ -111,41 +124,83 @@ def newton_refine(cfg, p, Es, iters=10, lr=0.8):
         step = torch.linalg.solve(nH + shift[:, None, None] * eye, gr[..., None])[..., 0]
         step = torch.maximum(torch.minimum(lr * step, radius), -radius)
         cand = torch.minimum(torch.maximum(p + step, lo), hi)
-        better = _q(cfg, cand, Es) > f
+        better = _q(cfg, cand, Es, Q) > f
         p = torch.where(better[:, None], cand, p)
         mu = torch.where(better, mu * 0.3, mu * 10).clamp(1e-9, 1e6)
     return p
 
 # %% ../nbs/02b_music.ipynb #mus00010
-@torch.no_grad()
-def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None, Kmax=None, return_spectrum=False):
-    "Localise K[b] sources in each R[b] (B, N, N): grid, peaks, Newton. Returns phi, theta, r, q (B, Kmax) and mask."
-    R = as_tensor(R)
-    K = as_tensor(K, torch.long, R.device)
-    if R.dim() == 2:
-        R, K = R[None], K.reshape(1)
-    Kmax = Kmax or max(int(K.max()), 1)
-    Es, _ = signal_subspace(R.to(torch.complex64), K, Kmax)
-    q = music_spectrum(cfg, Es)
+def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
+    "Per scene, the best Newton-refined peak (B, 3) of the (deflated) spectrum, at least sep from the found (B, k, 3)."
+    B = Es.shape[0]
+    q = music_spectrum(cfg, Es.to(torch.complex64), None if Q is None else Q.to(torch.complex64))
+    idx, ok = pick_peaks(cfg, q, torch.full((B,), n_peaks, device=Es.device), n_peaks)
+    p = grid_points(cfg, idx).to(Es.device)
+    sel = ok.nonzero(as_tuple=True)
+    Qs = None if Q is None else Q[sel[0]]
+    if iters and ok.any():
+        p = p.clone()
+        p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr, Qs)
+    qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
+    if ok.any(): qv[sel] = _q(cfg, p[sel], Es[sel[0]].to(torch.complex128), Qs)
+    if found.shape[1]:
+        near = (p[:, :, None, :2] - found[:, None, :, :2]).norm(dim=-1).amin(-1) < sep
+        qv = torch.where(near, torch.full_like(qv, -1.0), qv)
+    return p[torch.arange(B, device=Es.device), qv.argmax(-1)]
+
+def deflate(cfg, Es, K, found):
+    "Orthonormal bases of the found sources' steering vectors Q (B, N, k) and of (I - QQ^H) Es, K - k columns."
+    k, Kmax = found.shape[1], Es.shape[-1]
+    A = steering(cfg, found[..., 0], found[..., 1], 1 / found[..., 2], dtype=torch.complex128).mT    # (B, N, k)
+    Q, _ = torch.linalg.qr(A)
+    U, _, _ = torch.linalg.svd(Es - Q @ (Q.mH @ Es), full_matrices=False)
+    keep = (torch.arange(Kmax, device=Es.device) < (K - k)[:, None]).to(U.dtype)
+    return (U * keep[:, None, :])[..., : Kmax - k], Q
+
+def _single_pass(cfg, Es, K, Kmax, sep, iters, lr):
+    "One spectrum, 2K peaks refined on q, the K best at least sep apart: points (B, Kmax, 3) and mask."
     C = 2 * Kmax
-    idx, ok = pick_peaks(cfg, q, torch.clamp(2 * K, max=C), C, min_sep_deg)
-    p = grid_points(cfg, idx).to(R.device)  # (B, C, 3)
-    iters = cfg.newton_iter if newton_iter is None else newton_iter
+    q = music_spectrum(cfg, Es)
+    idx, ok = pick_peaks(cfg, q, torch.clamp(2 * K, max=C), C, math.degrees(sep))
+    p = grid_points(cfg, idx).to(Es.device)  # (B, C, 3)
     sel = ok.nonzero(as_tuple=True)
     if iters and ok.any():
         p = p.clone()
-        p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, cfg.newton_lr if newton_lr is None else newton_lr)
-    qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=R.device)
-    if ok.any():
-        qv[sel] = _q(cfg, p[sel], Es[sel[0]].to(torch.complex128))
-    sep = math.radians(cfg.peak_sep_deg if min_sep_deg is None else min_sep_deg)
+        p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr)
+    qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
+    if ok.any(): qv[sel] = _q(cfg, p[sel], Es[sel[0]].to(torch.complex128))
     j, got = _select(p[..., :2], qv, ok, K, Kmax, sep)
-    pk = p.gather(1, j[..., None].expand(-1, -1, 3))
+    return p.gather(1, j[..., None].expand(-1, -1, 3)), got
+
+@torch.no_grad()
+def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None, Kmax=None, rap=True,
+                   return_spectrum=False):
+    """Localise K[b] sources in each R[b] (B, N, N): RAP-MUSIC passes (or one pass with rap=False) of grid, peaks and
+    Newton. Returns phi, theta, r, q (B, Kmax) and mask; q is the plain MUSIC spectrum at each estimate."""
+    R = as_tensor(R)
+    K = as_tensor(K, torch.long, R.device)
+    if R.dim() == 2: R, K = R[None], K.reshape(1)
+    Kmax = Kmax or max(int(K.max()), 1)
+    iters = cfg.newton_iter if newton_iter is None else newton_iter
+    lr = cfg.newton_lr if newton_lr is None else newton_lr
+    sep = math.radians(cfg.peak_sep_deg if min_sep_deg is None else min_sep_deg)
+    Es, _ = signal_subspace(R.to(torch.complex64), K, Kmax)
+    if not rap: pk, got = _single_pass(cfg, Es, K, Kmax, sep, iters, lr)
+    else:
+        Es64 = Es.to(torch.complex128)
+        pk = torch.zeros(len(K), Kmax, 3, dtype=torch.float64, device=R.device)
+        got = source_mask(K, Kmax)
+        for k in range(Kmax):
+            act = (K > k).nonzero()[:, 0]
+            if act.numel() == 0: break
+            E, Q = (Es64[act], None) if k == 0 else deflate(cfg, Es64[act], K[act], pk[act, :k])
+            pk[act, k] = _best_peak(cfg, E, Q, pk[act, :k], sep, 3, iters, lr)
+    qv = _q(cfg, pk.view(-1, 3).clamp_min(1e-9), Es.to(torch.complex128).repeat_interleave(Kmax, 0)).view(-1, Kmax)
     zero = torch.zeros((), dtype=torch.float64, device=R.device)
     keep = lambda x: torch.where(got, x, zero).float()
-    out = dict(phi=keep(pk[..., 0]), theta=keep(pk[..., 1]), r=keep(1 / pk[..., 2]), q=keep(qv.gather(1, j)), mask=got)
-    if return_spectrum:
-        out['spectrum'] = q
+    r = 1 / pk[..., 2].clamp_min(1e-9)
+    out = dict(phi=keep(pk[..., 0]), theta=keep(pk[..., 1]), r=keep(r), q=keep(qv), mask=got)
+    if return_spectrum: out['spectrum'] = music_spectrum(cfg, Es)
     return out
 
 # %% ../nbs/02b_music.ipynb #91b4da8a

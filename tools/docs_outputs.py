@@ -28,7 +28,8 @@ def figures(nb):
     for c in nb['cells']:
         for o in c.get('outputs', []):
             d = o.get('data', {})
-            n += 'image/png' in d or 'application/vnd.plotly.v1+json' in d or 'plotly' in ''.join(d.get('text/html', ''))
+            html = ''.join(d.get('text/html', ''))
+            n += 'image/png' in d or 'application/vnd.plotly.v1+json' in d or 'plotly' in html
     return n
 
 
