@@ -84,6 +84,9 @@ class Config:
     newton_iter: int = 10
     newton_lr: float = 0.8
     peak_sep_deg: float = 3.0  # MUSIC: minimum (phi, theta) separation of reported peaks
+    # coded-ML (02c)
+    cml_criterion: str = 'glrt'  # model order: 'glrt' (false-alarm rate cml_pfa), 'bic' or 'mdl'
+    cml_pfa: float = 1e-3
     # learning
     D_MODEL: int = 64
     NUM_HEADS: int = 4
@@ -131,6 +134,11 @@ class Config:
             raise ValueError(f"Config: need 0 < r_min < r_max, got r_min={self.r_min}, r_max={self.r_max}")
         if self.codebook not in ('dft', 'random'):
             raise ValueError(f"Config field 'codebook': expected 'dft' or 'random', got {self.codebook!r}")
+        if self.cml_criterion not in ('glrt', 'bic', 'mdl'):
+            raise ValueError(f"Config field 'cml_criterion': expected 'glrt', 'bic' or 'mdl', "
+                             f"got {self.cml_criterion!r}")
+        if not 0 < self.cml_pfa < 1:
+            raise ValueError(f"Config field 'cml_pfa' must lie in (0, 1), got {self.cml_pfa!r}")
         if self.shrink not in ('none', 'fixed', 'snr', 'lw', 'oas'):
             raise ValueError(f"Config field 'shrink': unknown {self.shrink!r}")
         if self.VAL_PRIMARY not in ('loss', 'k_loc'):

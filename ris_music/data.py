@@ -18,8 +18,9 @@ from .core import atomic_write, atomic_write_text, source_mask
 # %% auto #0
 __all__ = ['GEN_VERSION', 'FIELDS', 'SPLITS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
            'backproject', 'r_samp', 'simulate', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
-           'generate_dataset', 'DataError', 'manifest_hash', 'read_manifest', 'ShardDataset', 'loader', 'to_device',
-           'n_samples', 'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
+           'generate_dataset', 'derived_dir', 'write_derived', 'read_derived', 'has_derived', 'DataError',
+           'manifest_hash', 'read_manifest', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data',
+           'verify_dataset', 'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #887b8747
 GEN_VERSION = 1
@@ -309,14 +310,60 @@ def generate_dataset(
     atomic_write_text(root / 'manifest.json', json.dumps(man, indent=1))
     return man
 
+# %% ../nbs/01_data.ipynb #der00002
+def derived_dir(root, name, split):
+    "The folder of a split's derived data `name`."
+    return Path(root) / 'derived' / name / split
+
+def write_derived(root, name, split, arrays, settings=None):
+    "Write derived arrays (dict of (n, ...) numpy arrays, n = the split's size) atomically; returns the folder."
+    final = derived_dir(root, name, split)
+    n = read_manifest(root)['counts'][split]
+    for k, a in arrays.items():
+        if len(a) != n: raise DataError(f"write_derived {name!r}: field {k!r} has {len(a)} rows, the {split} split {n}")
+    tmp = final.with_name(f'.{split}.tmp{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for k, a in arrays.items(): save_npy(tmp / f'{k}.npy', np.ascontiguousarray(a))
+    meta = dict(name=name, split=split, n=n, manifest=manifest_hash(root), fields=sorted(arrays))
+    meta['settings'] = settings or {}
+    atomic_write_text(tmp / 'meta.json', json.dumps(meta, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+def read_derived(root, name, split, n=None):
+    "The memory-mapped derived arrays of a split, checked against the dataset's manifest."
+    d = derived_dir(root, name, split)
+    missing = f"{d}: no derived data {name!r} for the {split} split (compute it first, e.g. with cache_coded_ml)"
+    meta = read_json(d / 'meta.json', f'derived data {name!r}', DataError, missing)
+    if meta.get('manifest') != manifest_hash(root):
+        raise DataError(f"{d}: derived from another version of the dataset (manifest {meta.get('manifest')}, "
+                        f"now {manifest_hash(root)}); compute it again")
+    out = {}
+    for k in meta['fields']:
+        p = d / f'{k}.npy'
+        try: out[k] = np.load(p, mmap_mode='r')
+        except (OSError, ValueError) as e: raise DataError(f"{p}: cannot read derived field {k!r} ({e})") from None
+        if n is not None and len(out[k]) != n:
+            raise DataError(f"{p}: derived field {k!r} has {len(out[k])} rows, the {split} split has {n}")
+    return out
+
+def has_derived(root, name, split):
+    "Whether up-to-date derived data `name` exists for a split."
+    try: read_derived(root, name, split)
+    except DataError: return False
+    return True
+
 # %% ../nbs/01_data.ipynb #2062cf53
 class DataError(ValueError):
     "A dataset that is missing, malformed or inconsistent with its manifest."
 
 
 def manifest_hash(root):
-    "A short hash of a dataset's manifest (it names every shard's checksums): which data a result was measured on."
-    return hashlib.sha256((Path(root) / 'manifest.json').read_bytes()).hexdigest()[:16]
+    "A short hash of what a dataset is (its manifest without the generation timings): which data a result used."
+    man = {k: v for k, v in read_manifest(root).items() if k != 'generated'}
+    return hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_manifest(root):
@@ -352,7 +399,7 @@ def _open_npy(path, field, man_field, n):
 class ShardDataset(torch.utils.data.Dataset):
     "Random-access view of one split of a sharded dataset; items are dicts of torch tensors."
 
-    def __init__(self, root, split='train', with_rsamp=True):
+    def __init__(self, root, split='train', with_rsamp=True, derived=()):
         if split not in SPLITS:
             raise ValueError(f"ShardDataset: split must be one of {SPLITS}, got {split!r}")
         self.root, self.split, self.with_rsamp = Path(root), split, with_rsamp
@@ -384,6 +431,7 @@ class ShardDataset(torch.utils.data.Dataset):
         self.codebook = torch.from_numpy(np.load(cbp))
         if self.codebook.shape[1] != self.cfg.N:
             raise DataError(f"{cbp}: codebook has {self.codebook.shape[1]} elements per code, config N={self.cfg.N}")
+        self.derived = {name: read_derived(self.root, name, split, len(self)) for name in derived}
 
     def __len__(self):
         return int(self.offsets[-1])
@@ -405,6 +453,8 @@ class ShardDataset(torch.utils.data.Dataset):
             order = np.argsort(loc)  # sorted reads are friendlier to the page cache
             for k, m in self.maps[s].items():
                 out[k][sel[order]] = m[loc[order]]
+        for name, arrays in self.derived.items():
+            out.update({f'{name}_{k}': np.ascontiguousarray(a[idx]) for k, a in arrays.items()})
         b = {k: torch.from_numpy(v) for k, v in out.items()}
         b['index'] = torch.from_numpy(idx)
         return self.derive(b)
@@ -413,7 +463,7 @@ class ShardDataset(torch.utils.data.Dataset):
         "Add mask, codes and (optionally) R_samp to a raw batch."
         b['K'] = b['K'].long()
         b['code_idx'] = b['code_idx'].long()
-        b['mask'] = torch.arange(self.cfg.K_max) < b['K'][:, None]
+        b['mask'] = source_mask(b['K'], self.cfg.K_max)
         b['codes'] = self.codebook[b['code_idx']]
         if self.with_rsamp:
             b['R_samp'] = r_samp(b['y'], b['Hpinv'], b['codes'], b['noise_var'] if self.cfg.debias else None)
