@@ -15,7 +15,7 @@ from .data import ShardDataset, read_manifest, write_derived, has_derived, deriv
 # %% auto #0
 __all__ = ['CML_FIELDS', 'cml_grid', 'steering_derivs', 'snapshot_manifold', 'grid_manifold', 'vp_fit', 'vp_refine',
            'matched_filter', 'relax_cycle', 'glrt_threshold', 'order_select', 'stop_threshold', 'sml_refine',
-           'coded_ml_localize', 'cml_cov', 'cache_coded_ml']
+           'coded_ml_localize', 'cml_cov', 'cml_refine', 'cache_coded_ml']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
 @functools.lru_cache(maxsize=8)
@@ -375,6 +375,18 @@ def _check(cfg, y, H, codes, K):
 
 
 
+def _pick_order(Pall, Sall, k_of, Km):
+    "Positions (B, Km, 3) and amplitudes (B, L, Km) of the fit with k_of[b] sources, per scene."
+    B, L = Sall[0].shape[:2]
+    P = torch.zeros(B, Km, 3, dtype=torch.float64, device=Sall[0].device)
+    S = torch.zeros(B, L, Km, dtype=torch.complex128, device=Sall[0].device)
+    for k in range(1, len(Pall)):
+        sel = (k_of == k)[:, None, None]
+        P[:, :k] = torch.where(sel, Pall[k], P[:, :k])
+        S[:, :, :k] = torch.where(sel, Sall[k], S[:, :, :k])
+    return P, S
+
+
 def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
     "The estimator on one chunk of scenes (float64 / complex128 except the grid statistics); opt as coded_ml_localize."
     criterion, pfa, osr, iters = opt['criterion'], opt['pfa'], opt['osr'], opt['iters']
@@ -392,6 +404,7 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
     Pall = [torch.zeros(B, k, 3, dtype=torch.float64, device=dev) for k in range(Kmax_run + 1)]
     Sall = [torch.zeros(B, L, k, dtype=torch.complex128, device=dev) for k in range(Kmax_run + 1)]
     act = torch.arange(B, device=dev)                                                  # scenes still being fitted
+    kfit = torch.zeros(B, dtype=torch.long, device=dev)                                # sources fitted per scene
     p = Pall[0]
     Jprev = Jall[:, 0]
     ya, Ha, ca, Zca, nrma, nva = y, H, codes, Zc, nrm, nv
@@ -421,6 +434,7 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
         Jall[act, k] = J
         Pall[k][act] = p
         Sall[k][act] = s
+        kfit[act] = k
         if k == Kmax_run:
             break
         if K is not None:
@@ -438,14 +452,12 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
     t0 = time.perf_counter()
     Khat = order_select(cfg, Jall, nv, criterion, pfa, n_cells=grid.shape[0]) if K is None else K
     timers['order'] += time.perf_counter() - t0
-    P = torch.zeros(B, Km, 3, dtype=torch.float64, device=dev)
-    S = torch.zeros(B, L, Km, dtype=torch.complex128, device=dev)
-    for k in range(1, Kmax_run + 1):
-        sel = (Khat == k)[:, None, None]
-        P[:, :k] = torch.where(sel, Pall[k], P[:, :k])
-        S[:, :, :k] = torch.where(sel, Sall[k], S[:, :, :k])
+    P, S = _pick_order(Pall, Sall, Khat, Km)
     mask = source_mask(Khat, Km)
     power = (S.real ** 2 + S.imag ** 2).mean(1)
+    Pf, Sf = _pick_order(Pall, Sall, kfit, Km)                                       # the largest fit of each scene
+    full_mask = source_mask(kfit, Km)
+    full_power = (Sf.real ** 2 + Sf.imag ** 2).mean(1)
     if opt['cost'] == 'sml':
         t0 = time.perf_counter()
         for k in range(1, Kmax_run + 1):
@@ -457,9 +469,12 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
                 power[idx, :k] = powk
         timers['sml'] += time.perf_counter() - t0
     zero = torch.zeros((), dtype=torch.float64, device=dev)
-    return dict(phi=torch.where(mask, P[..., 0], zero).float(), theta=torch.where(mask, P[..., 1], zero).float(),
-                r=torch.where(mask, 1 / P[..., 2], zero).float(), power=torch.where(mask, power, zero).float(),
-                mask=mask, K=Khat.long(), J=Jall)
+    out = dict(mask=mask, K=Khat.long(), J=Jall, full_mask=full_mask)
+    for pre, m, pts, pw in (('', mask, P, power), ('full_', full_mask, Pf, full_power)):
+        keep = lambda x: torch.where(m, x, zero).float()
+        out.update({pre + 'phi': keep(pts[..., 0]), pre + 'theta': keep(pts[..., 1]),
+                    pre + 'r': keep(1 / pts[..., 2].clamp_min(1e-9)), pre + 'power': keep(pw)})
+    return out
 
 
 @torch.no_grad()
@@ -477,7 +492,8 @@ def coded_ml_localize(cfg, y, H, codes, noise_var=1.0, K=None, criterion=None, c
     n_relax: RELAX cycles per order, min_move: a RELAX move must go at least this many grid steps.
     early_stop: with K=None stop adding sources once a gain falls below the criterion's threshold (J is NaN beyond).
     mem_mb: memory budget of the grid manifold per chunk of scenes (or give `chunk`), timers: dict of stage seconds.
-    Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,) and J (B, K_max+1) residual energies.
+    Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,), J (B, K_max+1) residual energies, and
+    the same fields prefixed full_ for the largest fit of each scene (all K_max sources with early_stop=False).
     """
     if not isinstance(cfg, Config):
         raise ValueError(f"coded_ml_localize: cfg must be a Config, got {type(cfg).__name__}")
@@ -513,8 +529,33 @@ def cml_cov(cfg, est, dtype=torch.complex64):
     p = (est['power'] * est['mask']).to(A.real.dtype)
     return (A.mT * p[:, None, :]) @ A.conj()
 
+# %% ../nbs/02c_coded_ml.ipynb #cml00041
+@torch.no_grad()
+def cml_refine(cfg, y, H, codes, est, K, iters=10):
+    "Polish the first K[b] sources of an estimate dict (phi, theta, r) by VP-LM on the snapshots; returns a new dict."
+    dev = y.device
+    y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
+    K = torch.as_tensor(K, device=dev).long()
+    Km = est['phi'].shape[-1]
+    lo, hi = search_box(cfg, device=dev)
+    p0 = torch.stack([est['phi'], est['theta'], 1 / est['r'].clamp_min(1e-3)], -1).double().to(dev)
+    p0 = torch.minimum(torch.maximum(p0, lo), hi)
+    P = torch.zeros(len(K), Km, 3, dtype=torch.float64, device=dev)
+    power = torch.zeros(len(K), Km, dtype=torch.float64, device=dev)
+    for k in range(1, Km + 1):
+        idx = (K == k).nonzero()[:, 0]
+        if idx.numel() == 0: continue
+        pk, _, sk = vp_refine(cfg, p0[idx, :k], y[idx], H[idx], codes[idx], iters)
+        P[idx, :k] = pk
+        power[idx, :k] = (sk.real ** 2 + sk.imag ** 2).mean(1)
+    mask = source_mask(K, Km)
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    keep = lambda x: torch.where(mask, x, zero).float()
+    return dict(phi=keep(P[..., 0]), theta=keep(P[..., 1]), r=keep(1 / P[..., 2]), power=keep(power), mask=mask, K=K)
+
 # %% ../nbs/02c_coded_ml.ipynb #cml00037
-CML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J')
+CML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',
+              'full_mask')
 
 def _cml_chunk(root, split, start, stop, settings):
     "Coded-ML estimates of samples [start, stop) of a split, as numpy arrays (runs in a worker process)."

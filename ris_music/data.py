@@ -19,8 +19,8 @@ from .core import atomic_write, atomic_write_text, source_mask
 __all__ = ['GEN_VERSION', 'FIELDS', 'SPLITS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
            'backproject', 'r_samp', 'simulate', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
            'generate_dataset', 'derived_dir', 'write_derived', 'read_derived', 'has_derived', 'DataError',
-           'manifest_hash', 'read_manifest', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data',
-           'verify_dataset', 'verify_cli', 'generate_cli']
+           'read_config', 'manifest_hash', 'read_manifest', 'ShardDataset', 'loader', 'to_device', 'n_samples',
+           'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #887b8747
 GEN_VERSION = 1
@@ -358,6 +358,11 @@ def has_derived(root, name, split):
 # %% ../nbs/01_data.ipynb #2062cf53
 class DataError(ValueError):
     "A dataset that is missing, malformed or inconsistent with its manifest."
+
+
+def read_config(root):
+    "The `Config` a dataset was generated with (from its manifest)."
+    return Config(**read_manifest(root)['config'])
 
 
 def manifest_hash(root):

@@ -16,7 +16,7 @@ from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize
 from .metrics import metrics, crb_table, by_snr, confusion, METHOD_STYLE
-from .model import decide_k, music_cov, infer, candidates
+from .model import decide_k, music_cov, infer, localize, with_coded_ml
 
 # %% auto #0
 __all__ = ['CLASSICAL', 'FIELDS', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate', 'run_methods', 'snr_edges', 'crb_by_snr',
@@ -24,9 +24,7 @@ __all__ = ['CLASSICAL', 'FIELDS', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate',
            'report_html']
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
-def _cat(parts):
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
+def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 @torch.no_grad()
 def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
@@ -36,23 +34,17 @@ def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
     est = {(t, b): [] for t in thresholds for b in betas}
     truth = []
     for bt in loader(ds, np.arange(n), batch_size):
-        bt = to_device(bt, device)
+        bt = with_coded_ml(cfg, to_device(bt, device))
         truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
-        bt['cand'] = candidates(cfg, bt['R_samp'], len(bt['K']), device)  # once per batch, for every beta
         for beta in betas:
             out = model(bt, beta=beta)
             R = music_cov(model, out, bt, beta)
             prob = out['k_logits'].float().softmax(-1)
-            per_k = [
-                music_localize(cfg, R.cpu(), torch.full((len(R),), k), Kmax=cfg.K_max) for k in range(1, cfg.K_max + 1)
-            ]
+            per_k = [localize(cfg, R, torch.full((len(R),), k), bt) for k in range(1, cfg.K_max + 1)]
             for t in thresholds:
-                K, _ = decide_k(cfg, prob, R, t)
-                K = K.cpu()
-                pick = {
-                    f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())])
-                    for f in ('phi', 'theta', 'r', 'mask')
-                }
+                K = decide_k(prob, bt['coded_ml_K'], t)[0].cpu()
+                pick = {f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())])
+                        for f in ('phi', 'theta', 'r', 'mask')}
                 est[(t, beta)].append(dict(K=K, **pick))
     tr = _cat(truth)
     rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, _cat(v), tr)) for (t, b), v in est.items()]

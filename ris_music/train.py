@@ -12,10 +12,11 @@ from torch.profiler import record_function
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import Config, load_preset, atomic_write, atomic_write_text, check_keys, read_json
-from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data
+from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
 from .metrics import metrics
-from .model import RisNet, infer, candidates
+from .model import RisNet, infer
+from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 
 # %% auto #0
@@ -45,9 +46,10 @@ class Trainer:
         progress=True,
         resume=True,
     ):
-        self.train_ds, self.val_ds = ShardDataset(data_dir, 'train'), ShardDataset(data_dir, 'val')
-        cfg = (cfg or self.train_ds.cfg).replace(**(params or {}))
-        check_data(cfg, self.train_ds)
+        cfg = (cfg or read_config(data_dir)).replace(**(params or {}))
+        check_data(cfg, ShardDataset(data_dir, 'train', with_rsamp=False))
+        cache_coded_ml(data_dir, ('train', 'val'), progress=progress)          # once per dataset, reused by every run
+        self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         if device == 'auto':
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -63,18 +65,6 @@ class Trainer:
         groups = [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=rest, weight_decay=0.0)]
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr)
         self.amp = self.device.type == 'cuda'
-        self._cand = {}  # MUSIC candidates per split and sample (fixed by R_samp)
-
-    def with_candidates(self, b, split):
-        "Add the cached MUSIC candidates of a batch's samples to it, computing the missing ones once."
-        n = len(self.train_ds if split == 'train' else self.val_ds)
-        cache = self._cand.setdefault(split, torch.full((n, self.cfg.K_max, 5), float('nan')))
-        i = b['index'].cpu()
-        miss = torch.isnan(cache[i, 0, 0])
-        if miss.any():
-            cache[i[miss]] = candidates(self.cfg, b['R_samp'][miss.to(b['R_samp'].device)], int(miss.sum()), 'cpu')
-        b['cand'] = cache[i].to(self.device)
-        return b
 
     def batches(self, split, epoch=None):
         "Batches of the train split (shuffled by (seed, epoch)) or of the val split (in order), on the device."
@@ -84,7 +74,7 @@ class Trainer:
         while True:
             with record_function('data'):
                 b = next(it, None)
-                if b is not None: b = self.with_candidates(to_device(b, self.device), split)
+                if b is not None: b = to_device(b, self.device)
             if b is None: return
             yield b
 
