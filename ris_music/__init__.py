@@ -8,79 +8,27 @@ __all__ = []
 
 # %% ../nbs/index.ipynb #315a8aac
 import importlib
-from ris_music.core import (
-    Config,
-    PRESETS,
-    load_preset,
-    steering,
-    positions,
-    make_codebook,
-    dft_codebook,
-    quantize_phase,
-    budget,
-    report,
-    atomic_write,
-    atomic_write_text,
-    source_mask,
-    search_box,
-    to_box,
-    from_box,
-)
-from ris_music.data import (
-    simulate,
-    true_cov,
-    backproject,
-    r_samp,
-    generate_dataset,
-    ShardDataset,
-    verify_dataset,
-    read_manifest,
-    manifest_hash,
-    DataError,
-    loader,
-    to_device,
-    n_samples,
-    check_data,
-)
-from ris_music.covariance import (
-    build_effective_cov,
-    cov_kwargs,
-    mdl,
-    aic,
-    count_sources,
-    signal_subspace,
-    subspace_error,
-)
-from ris_music.metrics import (
-    metrics,
-    match,
-    pair_cost,
-    score,
-    crb,
-    fisher,
-    crb_table,
-    scene_snr,
-    by_snr,
-    confusion,
-    METHOD_STYLE,
-)
+from .core import Config, PRESETS, load_preset, steering, positions, make_codebook, dft_codebook
+from .core import quantize_phase, budget, report, atomic_write, atomic_write_text, source_mask, search_box
+from .core import to_box, from_box, read_json
+from .data import simulate, true_cov, backproject, r_samp, generate_dataset, ShardDataset, verify_dataset
+from .data import read_manifest, read_config, manifest_hash, DataError, loader, to_device, n_samples
+from .data import check_data
+from .data import write_derived, read_derived
+from .covariance import build_effective_cov, cov_kwargs, mdl, aic, count_sources, signal_subspace
+from .covariance import subspace_error
+from .metrics import metrics, match, pair_cost, score, crb, fisher, crb_table, scene_snr, by_snr, confusion
+from .metrics import METHOD_STYLE
 from .music import music_localize, music_spectrum, music_grid, music_naive, newton_refine, pick_peaks
-from .model import RisNet, infer, decide_k, load_model
+from .coded_ml import coded_ml_localize, cml_cov, cml_refine, cache_coded_ml, order_select
+from .model import RisNet, infer, decide_k, load_model, with_coded_ml
 from .loss import loss_terms, signal_projector
 from .train import Trainer, load_params
 
-_LAZY = {
-    'run_hpo': 'hpo',
-    'SPACES': 'hpo',
-    'sweep': 'evaluate',
-    'run_methods': 'evaluate',
-    'summarize': 'evaluate',
-    'report_html': 'evaluate',
-}  # these modules load optuna or plotly: imported on first use
-
+_LAZY = {'run_hpo': 'hpo', 'SPACES': 'hpo', 'sweep': 'evaluate', 'run_methods': 'evaluate', 'summarize': 'evaluate',
+         'report_html': 'evaluate'}  # these modules load optuna or plotly: imported on first use
 
 def __getattr__(name):
     "The HPO and evaluation names, imported on first use (so `import ris_music` loads neither optuna nor plotly)."
-    if name in _LAZY:
-        return getattr(importlib.import_module(f'ris_music.{_LAZY[name]}'), name)
+    if name in _LAZY: return getattr(importlib.import_module(f'ris_music.{_LAZY[name]}'), name)
     raise AttributeError(f"module 'ris_music' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from .data import ShardDataset, read_manifest, write_derived, has_derived, deriv
 # %% auto #0
 __all__ = ['CML_FIELDS', 'cml_grid', 'steering_derivs', 'snapshot_manifold', 'grid_manifold', 'vp_fit', 'vp_refine',
            'matched_filter', 'relax_cycle', 'glrt_threshold', 'order_select', 'stop_threshold', 'sml_refine',
-           'coded_ml_localize', 'cml_cov', 'cml_refine', 'cache_coded_ml']
+           'coded_ml_localize', 'cml_cov', 'cml_refine', 'cache_coded_ml', 'coded_ml_cli']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
 @functools.lru_cache(maxsize=8)
@@ -532,7 +532,7 @@ def cml_cov(cfg, est, dtype=torch.complex64):
 # %% ../nbs/02c_coded_ml.ipynb #cml00041
 @torch.no_grad()
 def cml_refine(cfg, y, H, codes, est, K, iters=10):
-    "Polish the first K[b] sources of an estimate dict (phi, theta, r) by VP-LM on the snapshots; returns a new dict."
+    "Polish the first K[b] sources of an estimate dict (phi, theta, r) by VP-LM on the snapshots; adds the cost J (B,)."
     dev = y.device
     y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
     K = torch.as_tensor(K, device=dev).long()
@@ -542,16 +542,17 @@ def cml_refine(cfg, y, H, codes, est, K, iters=10):
     p0 = torch.minimum(torch.maximum(p0, lo), hi)
     P = torch.zeros(len(K), Km, 3, dtype=torch.float64, device=dev)
     power = torch.zeros(len(K), Km, dtype=torch.float64, device=dev)
+    J = torch.zeros(len(K), dtype=torch.float64, device=dev)
     for k in range(1, Km + 1):
         idx = (K == k).nonzero()[:, 0]
         if idx.numel() == 0: continue
-        pk, _, sk = vp_refine(cfg, p0[idx, :k], y[idx], H[idx], codes[idx], iters)
-        P[idx, :k] = pk
+        P[idx, :k], J[idx], sk = vp_refine(cfg, p0[idx, :k], y[idx], H[idx], codes[idx], iters)
         power[idx, :k] = (sk.real ** 2 + sk.imag ** 2).mean(1)
     mask = source_mask(K, Km)
     zero = torch.zeros((), dtype=torch.float64, device=dev)
     keep = lambda x: torch.where(mask, x, zero).float()
-    return dict(phi=keep(P[..., 0]), theta=keep(P[..., 1]), r=keep(1 / P[..., 2]), power=keep(power), mask=mask, K=K)
+    out = dict(phi=keep(P[..., 0]), theta=keep(P[..., 1]), r=keep(1 / P[..., 2]), power=keep(power))
+    return dict(out, mask=mask, K=K, J=J)
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00037
 CML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',
@@ -586,3 +587,15 @@ def cache_coded_ml(root, splits=('train', 'val', 'test'), workers=2, chunk=256, 
             where = derived_dir(root, 'coded_ml', split)
             print(f'coded-ML {split}: {n} samples in {done[split]:.1f} s -> {where}', file=sys.stderr)
     return done
+
+# %% ../nbs/02c_coded_ml.ipynb #cml00039
+def coded_ml_cli(argv=None):
+    "ris_coded_ml DIR: compute (or reuse) the coded-ML estimates of every sample of a dataset."
+    import argparse
+    ap = argparse.ArgumentParser(prog='ris_coded_ml', description=coded_ml_cli.__doc__)
+    ap.add_argument('root')
+    ap.add_argument('--splits', nargs='+', default=['train', 'val', 'test'])
+    ap.add_argument('--workers', type=int, default=2)
+    ap.add_argument('--chunk', type=int, default=256)
+    a = ap.parse_args(argv)
+    print(json.dumps(dict(root=a.root, seconds=cache_coded_ml(a.root, tuple(a.splits), a.workers, a.chunk))))

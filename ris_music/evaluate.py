@@ -15,20 +15,20 @@ from .data import ShardDataset, true_cov, loader, to_device
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize
-from .metrics import metrics, crb_table, by_snr, confusion, METHOD_STYLE
+from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, confusion, METHOD_STYLE
 from .model import decide_k, music_cov, infer, localize, with_coded_ml
 
 # %% auto #0
-__all__ = ['CLASSICAL', 'FIELDS', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate', 'run_methods', 'snr_edges', 'crb_by_snr',
-           'summarize', 'rmse_figure', 'success_figure', 'confusion_figure', 'k_methods', 'spectra_figure',
-           'report_html']
+__all__ = ['CLASSICAL', 'FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate', 'run_methods', 'snr_edges',
+           'crb_by_snr', 'summarize', 'rmse_figure', 'success_figure', 'separation_figure', 'confusion_figure',
+           'k_methods', 'spectra_figure', 'report_html']
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
 def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 @torch.no_grad()
 def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
-    "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; returns rows sorted by score."
+    "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; rows best first (success, K_acc, score)."
     cfg = model.cfg
     model.eval()
     est = {(t, b): [] for t in thresholds for b in betas}
@@ -48,7 +48,7 @@ def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
                 est[(t, beta)].append(dict(K=K, **pick))
     tr = _cat(truth)
     rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, _cat(v), tr)) for (t, b), v in est.items()]
-    return sorted(rows, key=lambda r: r['score'])
+    return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['score']))
 
 # %% ../nbs/07_eval.ipynb #52c8df43
 CLASSICAL = ('coded_ml', 'coded_ml_trueK', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR')
@@ -107,6 +107,8 @@ def crb_by_snr(cfg, batch, edges):
 
 def _where(d, sel): return {k: v[sel] for k, v in d.items()}
 
+SEP_EDGES = [0.0, 8.0, 16.0, 32.0, 180.0]  # degrees: bins of the smallest angle between two sources of a scene
+
 def summarize(cfg, est, secs, truth, edges, crb_batch=None):
     """The test table (metrics and scenes/s per method), metrics by weakest-source SNR, each method's K confusion, and
     for single-source scenes the metrics by SNR next to sqrt CRB (of the K = 1 scenes of `crb_batch`)."""
@@ -116,8 +118,10 @@ def summarize(cfg, est, secs, truth, edges, crb_batch=None):
     if one.any(): k1['by_snr'] = {m: by_snr(cfg, _where(e, one), _where(truth, one), edges) for m, e in est.items()}
     if crb_batch is not None and (crb_batch['K'] == 1).any():
         k1['crb'] = crb_by_snr(cfg, _where(crb_batch, crb_batch['K'] == 1), edges)
+    sep = torch.rad2deg(scene_separation(truth))
     return dict(test={m: dict(metrics(cfg, e, truth), scenes_per_s=n / max(secs[m], 1e-9)) for m, e in est.items()},
                 by_snr={m: by_snr(cfg, e, truth, edges) for m, e in est.items()},
+                by_sep={m: by_bins(cfg, e, truth, sep, SEP_EDGES) for m, e in est.items()},
                 confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1)
 
 # %% ../nbs/07_eval.ipynb #fig00011
@@ -164,6 +168,14 @@ def success_figure(results):
     f.update_layout(title='success rate vs SNR (test)', xaxis_title=SNR_AXIS, yaxis_title='success', height=380)
     return f
 
+
+def separation_figure(results):
+    "Success rate by the smallest angle between two sources of a scene (multi-source scenes), every method."
+    mid = lambda rows: [f"{r['lo']:g}-{r['hi']:g}" for r in rows]
+    f = go.Figure([_trace(m, mid(rows), [r['success'] for r in rows], True) for m, rows in results['by_sep'].items()])
+    f.update_layout(title='success rate vs source separation (test, scenes with two or more sources)', height=380,
+                    xaxis_title='smallest angle between two sources (deg)', yaxis_title='success')
+    return f
 
 def confusion_figure(results, methods):
     "K confusion heatmaps (true rows, estimated columns) of the given methods."
@@ -249,7 +261,7 @@ def report_html(results, figures):
     sweep_cols = ['K_CONF_THRESH', 'beta', 'score', 'K_acc', 'success']
     sw = head(sweep_cols) + ''.join(row([r[c] for c in sweep_cols]) for r in results['sweep'])
     ch = results['chosen']
-    if ch: setting = f"chosen K_CONF_THRESH = {ch['K_CONF_THRESH']}, beta = {ch['beta']} (lowest validation score)."
+    if ch: setting = f"chosen K_CONF_THRESH = {ch['K_CONF_THRESH']}, beta = {ch['beta']} (best validation success)."
     else: setting = 'classical methods only (no model).'
     style = ('body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}'
              'td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}')

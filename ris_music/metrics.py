@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from .core import Config, steering, as_tensor, source_mask
 
 # %% auto #0
-__all__ = ['METHOD_STYLE', 'pair_cost', 'match', 'metrics', 'score', 'scene_snr', 'by_snr', 'confusion', 'fisher', 'crb',
-           'crb_table']
+__all__ = ['METHOD_STYLE', 'pair_cost', 'match', 'metrics', 'score', 'scene_snr', 'scene_separation', 'by_bins', 'by_snr',
+           'confusion', 'fisher', 'crb', 'crb_table']
 
 # %% ../nbs/02a_metrics.ipynb #56f9fbdf
 @functools.lru_cache(maxsize=8)
@@ -100,18 +100,27 @@ def scene_snr(truth, how='min'):
     raise ValueError(f"scene_snr: how must be 'min', 'max' or 'mean', got {how!r}")
 
 
-def by_snr(cfg, est, truth, edges, how='min'):
-    "`metrics` in scene-SNR bins [edges[i], edges[i+1]) (empty bins are left out)."
-    s = scene_snr(truth, how)
+def scene_separation(truth):
+    "Smallest angular distance (rad) between two sources of each scene, in (phi, theta); inf for single-source scenes."
+    m = source_mask(truth['K'].long(), truth['phi'].shape[-1])
+    dphi = truth['phi'][:, :, None] - truth['phi'][:, None, :]
+    d = torch.hypot(dphi, truth['theta'][:, :, None] - truth['theta'][:, None, :])
+    pair = m[:, :, None] & m[:, None, :] & ~torch.eye(m.shape[-1], dtype=torch.bool, device=m.device)
+    return torch.where(pair, d.float(), torch.full_like(d.float(), math.inf)).flatten(1).amin(-1)
+
+def by_bins(cfg, est, truth, values, edges):
+    "`metrics` of the scenes whose `values` fall in [edges[i], edges[i+1]) (empty bins are left out)."
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (s >= lo) & (s < hi)
-        if sel.sum() == 0:
-            continue
+        sel = (values >= lo) & (values < hi)
+        if sel.sum() == 0: continue
         pick = lambda d: {k: v[sel] for k, v in d.items()}
-        out.append(dict(snr_lo=float(lo), snr_hi=float(hi), **metrics(cfg, pick(est), pick(truth))))
+        out.append(dict(lo=float(lo), hi=float(hi), **metrics(cfg, pick(est), pick(truth))))
     return out
 
+def by_snr(cfg, est, truth, edges, how='min'):
+    "`metrics` in scene-SNR bins [edges[i], edges[i+1]) (empty bins are left out)."
+    return [dict(r, snr_lo=r['lo'], snr_hi=r['hi']) for r in by_bins(cfg, est, truth, scene_snr(truth, how), edges)]
 
 def confusion(cfg, K_true, K_est):
     "K confusion matrix (true rows, estimated columns, 1..K_max)."

@@ -141,7 +141,7 @@ def n_params(model):
 
 # %% ../nbs/03_model.ipynb #7d6596eb
 def decide_k(prob, k_fallback, k_conf_thresh):
-    "K-hat from the K-head where its top probability reaches the threshold, else k_fallback; and where the head decided."
+    "K-hat from the K-head where its top probability reaches the threshold, else k_fallback; and where the head chose."
     conf, k_head = prob.max(-1)
     use_head = conf >= k_conf_thresh
     return torch.where(use_head, k_head + 1, k_fallback.to(prob.device).long()), use_head
@@ -150,15 +150,30 @@ def music_cov(model, out, batch, beta=None):
     "MUSIC's R_eff (B, N, N): the network's R_pred blended with the coded-ML covariance by the one builder."
     return build_effective_cov(out['R_pred'], cml_batch_cov(model.cfg, batch), **cov_kwargs(model.cfg, 'music', beta))
 
+def _cml_fit(batch, prefix, K):
+    "The cached coded-ML fit (criterion or full) as an estimate dict with its cost, valid where its order equals K."
+    f = {k: batch[f'coded_ml_{prefix}{k}'].cpu() for k in ('phi', 'theta', 'r', 'power', 'mask')}
+    f['mask'] = f['mask'].bool()
+    order = f['mask'].sum(-1)
+    J = batch['coded_ml_J'].cpu().double().gather(1, order[:, None])[:, 0]
+    return dict(f, K=order, J=J), order == K
+
 def localize(cfg, R, K, batch):
-    "RAP-MUSIC on R_eff for K sources per scene, polished by variable projection on the snapshots (CPU)."
-    est = music_localize(cfg, R.cpu(), K.cpu(), Kmax=cfg.K_max)
+    """Positions of K sources per scene (CPU): RAP-MUSIC on R_eff polished by variable projection on the snapshots;
+    where a cached coded-ML fit has the same order and a lower cost J, that fit (a better maximum of the likelihood)."""
+    K = K.cpu()
+    est = music_localize(cfg, R.cpu(), K, Kmax=cfg.K_max)
     y, H, codes = (batch[k].cpu() for k in ('y', 'H', 'codes'))
-    return cml_refine(cfg, y, H, codes, est, K.cpu(), iters=cfg.newton_iter)
+    best = cml_refine(cfg, y, H, codes, est, K, iters=cfg.newton_iter)
+    for prefix in ('', 'full_'):
+        fit, same = _cml_fit(batch, prefix, K)
+        use = same & (fit['J'] < best['J'])
+        best = {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
+    return best
 
 @torch.no_grad()
 def infer(model, batch, k_conf_thresh=None, beta=None, music=True):
-    "K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff for a batch."
+    "K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff of a batch"
     cfg = model.cfg
     with_coded_ml(cfg, batch)
     was_training = model.training

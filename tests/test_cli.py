@@ -48,3 +48,19 @@ def test_verify_missing_dataset(tmp_path):
 def test_unknown_preset_cli(tmp_path):
     p = run('ris_generate', '--preset', 'huge', '--out', str(tmp_path / 'x'))
     assert p.returncode != 0 and "unknown preset 'huge'" in p.stderr
+
+
+def test_coded_ml_cache_cli(tiny_dataset, tmp_path):
+    "ris_coded_ml caches coded-ML fits of every split; a second run reuses them; readers get them with the batches."
+    d = tmp_path / 'c'
+    shutil.copytree(tiny_dataset, d)
+    p = run('ris_coded_ml', str(d), '--workers', '2', '--chunk', '16')
+    assert p.returncode == 0, p.stderr
+    assert set(json.loads(p.stdout.strip().splitlines()[-1])['seconds']) == {'train', 'val', 'test'}
+    p = run('ris_coded_ml', str(d))
+    assert json.loads(p.stdout.strip().splitlines()[-1])['seconds'] == {}
+    from ris_music import ShardDataset, coded_ml_localize
+    b = ShardDataset(d, 'test', derived=('coded_ml',)).__getitems__([0, 5])
+    cfg = ShardDataset(d, 'test').cfg
+    ref = coded_ml_localize(cfg, b['y'], b['H'], b['codes'], b['noise_var'], early_stop=False)
+    assert (b['coded_ml_K'] == ref['K']).all() and (b['coded_ml_phi'] - ref['phi']).abs().max() < 1e-6
