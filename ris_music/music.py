@@ -11,8 +11,8 @@ from .core import Config, load_preset, steering, as_tensor, search_box, source_m
 from .covariance import signal_subspace
 
 # %% auto #0
-__all__ = ['music_grid', 'grid_points', 'music_spectrum', 'pick_peaks', 'newton_refine', 'deflate', 'music_localize',
-           'music_naive']
+__all__ = ['music_grid', 'grid_points', 'music_spectrum', 'pick_peaks', 'spectrum_at', 'newton_refine', 'deflate',
+           'music_localize', 'music_naive']
 
 # %% ../nbs/02b_music.ipynb #212efdb7
 @functools.lru_cache(maxsize=4)
@@ -90,7 +90,7 @@ def pick_peaks(cfg, q, K, Kmax, min_sep_deg=None, n_cand=None):
     return idx.gather(1, j), got
 
 
-def _q(cfg, p, Es, Q=None):
+def spectrum_at(cfg, p, Es, Q=None):
     "q (deflated when Q is given) at points p (P, 3) = (phi, theta, 1/r) for subspaces Es (P, N, Km), float64."
     a = steering(cfg, p[:, 0], p[:, 1], 1 / p[:, 2], dtype=torch.complex128)
     z = (Es.conj() * a[:, :, None]).sum(1)
@@ -114,7 +114,7 @@ def newton_refine(cfg, p, Es, iters=10, lr=0.8, Q=None):
     radius = 2 * (hi - lo) / steps.clamp_min(1)  # trust region: two grid steps
     for _ in range(iters):
         x = p.clone().requires_grad_(True)
-        f = _q(cfg, x, Es, Q)
+        f = spectrum_at(cfg, x, Es, Q)
         (gr,) = torch.autograd.grad(f.sum(), x, create_graph=True)
         Hs = torch.stack([torch.autograd.grad(gr[:, i].sum(), x, retain_graph=i < 2)[0] for i in range(3)], 1)
         gr, f, nH = gr.detach(), f.detach(), -Hs.detach()
@@ -124,7 +124,7 @@ def newton_refine(cfg, p, Es, iters=10, lr=0.8, Q=None):
         step = torch.linalg.solve(nH + shift[:, None, None] * eye, gr[..., None])[..., 0]
         step = torch.maximum(torch.minimum(lr * step, radius), -radius)
         cand = torch.minimum(torch.maximum(p + step, lo), hi)
-        better = _q(cfg, cand, Es, Q) > f
+        better = spectrum_at(cfg, cand, Es, Q) > f
         p = torch.where(better[:, None], cand, p)
         mu = torch.where(better, mu * 0.3, mu * 10).clamp(1e-9, 1e6)
     return p
@@ -142,7 +142,7 @@ def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
         p = p.clone()
         p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr, Qs)
     qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
-    if ok.any(): qv[sel] = _q(cfg, p[sel], Es[sel[0]].to(torch.complex128), Qs)
+    if ok.any(): qv[sel] = spectrum_at(cfg, p[sel], Es[sel[0]].to(torch.complex128), Qs)
     if found.shape[1]:
         near = (p[:, :, None, :2] - found[:, None, :, :2]).norm(dim=-1).amin(-1) < sep
         qv = torch.where(near, torch.full_like(qv, -1.0), qv)
@@ -168,7 +168,7 @@ def _single_pass(cfg, Es, K, Kmax, sep, iters, lr):
         p = p.clone()
         p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr)
     qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
-    if ok.any(): qv[sel] = _q(cfg, p[sel], Es[sel[0]].to(torch.complex128))
+    if ok.any(): qv[sel] = spectrum_at(cfg, p[sel], Es[sel[0]].to(torch.complex128))
     j, got = _select(p[..., :2], qv, ok, K, Kmax, sep)
     return p.gather(1, j[..., None].expand(-1, -1, 3)), got
 
@@ -195,7 +195,8 @@ def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None
             if act.numel() == 0: break
             E, Q = (Es64[act], None) if k == 0 else deflate(cfg, Es64[act], K[act], pk[act, :k])
             pk[act, k] = _best_peak(cfg, E, Q, pk[act, :k], sep, 3, iters, lr)
-    qv = _q(cfg, pk.view(-1, 3).clamp_min(1e-9), Es.to(torch.complex128).repeat_interleave(Kmax, 0)).view(-1, Kmax)
+    Es_rep = Es.to(torch.complex128).repeat_interleave(Kmax, 0)
+    qv = spectrum_at(cfg, pk.view(-1, 3).clamp_min(1e-9), Es_rep).view(-1, Kmax)
     zero = torch.zeros((), dtype=torch.float64, device=R.device)
     keep = lambda x: torch.where(got, x, zero).float()
     r = 1 / pk[..., 2].clamp_min(1e-9)
