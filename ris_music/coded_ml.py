@@ -585,7 +585,7 @@ def cache_coded_ml(root, splits=('train', 'val', 'test'), workers=2, chunk=256, 
         done[split] = round(time.time() - t0, 2)
         if progress:
             where = derived_dir(root, 'coded_ml', split)
-            print(f'coded-ML {split}: {n} samples in {done[split]:.1f} s -> {where}', file=sys.stderr)
+            print(f'coded-ML {split}: {n} samples in {done[split]:.1f} s -> {where}', flush=True)
     return done
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00039

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 import warnings
 from torch.utils.data import DataLoader
 from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, read_json
@@ -269,6 +270,7 @@ def generate_dataset(
     todo = [(s, i, n) for s, i, n in plan if recs[(s, i)] is None]
     t0 = time.time()
     if todo:
+        bar = tqdm(total=len(todo), desc='shards', disable=not progress, leave=False)
         if workers > 1 and len(todo) > 1:
             import ris_music.data as lib  # workers import the installed module (also when called from a notebook)
 
@@ -276,17 +278,14 @@ def generate_dataset(
                 min(workers, len(todo)), mp_context=mp.get_context('spawn'), initializer=lib._init_worker
             ) as ex:
                 futs = {ex.submit(lib.write_shard, cfg, root, s, i, n, seed): (s, i) for s, i, n in todo}
-                for k, f in enumerate(futs):
+                for f in futs:
                     recs[futs[f]] = f.result()
-                    if progress:
-                        print(f'\rshards {k + 1}/{len(todo)}', end='', file=sys.stderr, flush=True)
+                    bar.update()
         else:
-            for k, (s, i, n) in enumerate(todo):
+            for s, i, n in todo:
                 recs[(s, i)] = write_shard(cfg, root, s, i, n, seed)
-                if progress:
-                    print(f'\rshards {k + 1}/{len(todo)}', end='', file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
+                bar.update()
+        bar.close()
     cbp = root / 'codebook.npy'
     save_npy(cbp, make_codebook(cfg, seed).numpy())
     for s in SPLITS:  # shards beyond the plan (a smaller rerun) are removed

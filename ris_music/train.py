@@ -157,7 +157,7 @@ def resume(self: Trainer, epochs):
             f"{last}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False"
         ) from None
     if self.progress:
-        print(f'resuming from {last} at epoch {ck["epoch"]}', file=sys.stderr)
+        print(f'resuming from {last} at epoch {ck["epoch"]}')
     return dict(epoch=ck['epoch'], best=ck['best'], bad=ck['bad'], log=ck['log'])
 
 
@@ -174,7 +174,6 @@ def train_epoch(self: Trainer, epoch, epochs):
         disable=not self.progress,
         leave=False,
         mininterval=2,
-        file=sys.stderr,
     )
     for b in bar:
         for k, v in self.step(b).items():
@@ -221,7 +220,7 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
             f"epoch {epoch + 1}: train {train['total']:.3f} val {val['loss_total']:.3f} K_acc {val['K_acc']:.3f} "
             f"(MDL {val['K_acc_mdl_samp']:.3f}) success {val['success']:.3f} score {val['score']:.3f} "
             f"sub_err {val['sub_err_eff']:.3f} (R_samp {val['sub_err_samp']:.3f}) {rec['seconds']:.1f}s",
-            file=sys.stderr,
+            flush=True,
         )
     return rec
 
