@@ -35,7 +35,7 @@ def shares(prof, total_us):
 
 
 def passes(tr, n_steps):
-    "Seconds and samples of a first epoch (candidates computed) and of a later one over the same (cached) samples."
+    "Seconds and samples of a first pass over n_steps batches (cold caches, allocator warm-up) and of a second one."
     out = []
     for _ in range(2):
         t = time.perf_counter()

@@ -10,12 +10,13 @@ import multiprocessing as mp
 import numpy as np
 import torch
 from .core import Config, steering, positions, direction, search_box, source_mask
-from .data import ShardDataset, read_manifest, write_derived, has_derived, derived_dir
+from .data import ShardDataset, read_manifest, read_config, write_derived, has_derived, derived_dir
 
 # %% auto #0
-__all__ = ['CML_FIELDS', 'cml_grid', 'steering_derivs', 'snapshot_manifold', 'grid_manifold', 'vp_fit', 'vp_refine',
-           'matched_filter', 'relax_cycle', 'glrt_threshold', 'order_select', 'stop_threshold', 'sml_refine',
-           'coded_ml_localize', 'cml_cov', 'cml_refine', 'cache_coded_ml', 'coded_ml_cli']
+__all__ = ['CML_OSR', 'CML_FIELDS', 'CML_VERSION', 'cml_grid', 'n_cells_default', 'steering_derivs', 'snapshot_manifold',
+           'grid_manifold', 'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle', 'glrt_threshold', 'order_select',
+           'stop_threshold', 'sml_refine', 'coded_ml_localize', 'cml_cov', 'cml_refine', 'cache_coded_ml',
+           'coded_ml_cli']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
 @functools.lru_cache(maxsize=8)
@@ -36,10 +37,18 @@ def _grid_cpu(cfg, osr_ang, osr_rng):
     return torch.stack([P.flatten(), T.flatten(), Q.flatten()], -1), (n_p, n_t, n_r)
 
 
+CML_OSR = (0.75, 0.5)  # default detection-grid oversampling in angle and 1/r
+
+
 def cml_grid(cfg, osr_ang=1.0, osr_rng=1.0, device=None):
     "Detection grid (G, 3) of (phi, theta, 1/r) points, spaced about half a beamwidth / half a depth of focus."
     g, shape = _grid_cpu(cfg, float(osr_ang), float(osr_rng))
     return g.to(device), shape
+
+def n_cells_default(cfg):
+    "Number of cells of the default detection grid (the GLRT's independent tries)."
+    return cml_grid(cfg, *CML_OSR)[0].shape[0]
+
 
 def steering_derivs(cfg, p):
     "Steering vectors and their (phi, theta, 1/r) derivatives (..., 4, N) complex128 at p (..., 3)."
@@ -252,6 +261,7 @@ def relax_cycle(cfg, p, J, s, y, H, codes, Zc, nrm, grid, grid_shape, iters=6, m
     return p, J, s, moved
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00019
+@functools.lru_cache(maxsize=64)
 def glrt_threshold(L, n_cells, pfa):
     "Threshold on dJ / sigma^2 with P(max of n_cells Gamma(L, 1) variables > t) = pfa."
     q = pfa / max(n_cells, 1)
@@ -282,7 +292,7 @@ def order_select(cfg, J, noise_var, criterion='bic', pfa=1e-3, n_cells=None, K_m
         crit = torch.where(ok, Jn + pen * k, torch.full_like(Jn, math.inf))
         return crit.argmin(-1)
     if criterion == 'glrt':
-        thr = glrt_threshold(L, n_cells or 1000, pfa)
+        thr = glrt_threshold(L, n_cells or n_cells_default(cfg), pfa)
         dJ = Jn[:, :-1] - Jn[:, 1:]                                                    # gain of source k+1
         stop = ~(dJ >= thr) & (k[1:] > K_min)                                         # the (k+1)-th is not significant
         stop = stop | (k[1:] > K_max)
@@ -474,12 +484,20 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
         keep = lambda x: torch.where(m, x, zero).float()
         out.update({pre + 'phi': keep(pts[..., 0]), pre + 'theta': keep(pts[..., 1]),
                     pre + 'r': keep(1 / pts[..., 2].clamp_min(1e-9)), pre + 'power': keep(pw)})
+    O = torch.zeros(B, Km, Km, 4, dtype=torch.float64, device=dev)            # every order's fit: (order - 1, source)
+    for k in range(1, Kmax_run + 1):
+        fitted = (kfit >= k)[:, None, None]
+        pts = torch.cat([Pall[k], (Sall[k].real ** 2 + Sall[k].imag ** 2).mean(1)[..., None]], -1)
+        O[:, k - 1, :k] = torch.where(fitted, pts, O[:, k - 1, :k])
+    order_r = torch.where(O[..., 2] > 0, 1 / O[..., 2].clamp_min(1e-9), zero)
+    out.update(order_phi=O[..., 0].float(), order_theta=O[..., 1].float(), order_r=order_r.float(),
+               order_power=O[..., 3].float())
     return out
 
 
 @torch.no_grad()
 def coded_ml_localize(cfg, y, H, codes, noise_var=1.0, K=None, criterion=None, cost='cml', pfa=None,
-                      osr=(0.75, 0.5), iters=10, n_relax=2, relax_iters=6, min_move=1.0, polish_iters=5,
+                      osr=CML_OSR, iters=10, n_relax=2, relax_iters=6, min_move=1.0, polish_iters=5,
                       sml_iters=8, early_stop=True, mem_mb=64, chunk=None, timers=None):
     """Localise sources from raw coded snapshots y (B, L, M) with known H (B, M, N) and codes (B, L, N).
 
@@ -492,8 +510,9 @@ def coded_ml_localize(cfg, y, H, codes, noise_var=1.0, K=None, criterion=None, c
     n_relax: RELAX cycles per order, min_move: a RELAX move must go at least this many grid steps.
     early_stop: with K=None stop adding sources once a gain falls below the criterion's threshold (J is NaN beyond).
     mem_mb: memory budget of the grid manifold per chunk of scenes (or give `chunk`), timers: dict of stage seconds.
-    Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,), J (B, K_max+1) residual energies, and
-    the same fields prefixed full_ for the largest fit of each scene (all K_max sources with early_stop=False).
+    Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,), J (B, K_max+1) residual energies, the
+    same fields prefixed full_ for the largest fit of each scene (all K_max sources with early_stop=False), and
+    order_phi, order_theta, order_r, order_power (B, K_max, K_max): the fit of every order k (row k-1, first k sources).
     """
     if not isinstance(cfg, Config):
         raise ValueError(f"coded_ml_localize: cfg must be a Config, got {type(cfg).__name__}")
@@ -556,24 +575,30 @@ def cml_refine(cfg, y, H, codes, est, K, iters=10):
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00037
 CML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',
-              'full_mask')
+              'full_mask', 'order_phi', 'order_theta', 'order_r', 'order_power')
 
-def _cml_chunk(root, split, start, stop, settings):
+CML_VERSION = 2  # bump when the estimator changes what it returns
+
+def _cml_chunk(root, split, start, stop, cfg, settings):
     "Coded-ML estimates of samples [start, stop) of a split, as numpy arrays (runs in a worker process)."
     torch.set_num_threads(1)
-    ds = ShardDataset(root, split, with_rsamp=False)
-    b = ds.__getitems__(np.arange(start, stop))
-    e = coded_ml_localize(ds.cfg, b['y'], b['H'], b['codes'], b['noise_var'], early_stop=False, **settings)
+    b = ShardDataset(root, split, with_rsamp=False).__getitems__(np.arange(start, stop))
+    e = coded_ml_localize(cfg, b['y'], b['H'], b['codes'], b['noise_var'], early_stop=False, **settings)
     return {k: e[k].numpy() for k in CML_FIELDS}
 
-def cache_coded_ml(root, splits=('train', 'val', 'test'), workers=2, chunk=256, progress=True, **settings):
-    "Compute (or reuse) the coded-ML estimates of every sample of the splits as derived data 'coded_ml'."
+def cache_coded_ml(root, splits=('train', 'val', 'test'), cfg=None, workers=2, chunk=256, progress=True, **settings):
+    """Compute (or reuse) the coded-ML estimates of every sample of the splits as derived data 'coded_ml'.
+
+    `cfg` (default: the dataset's) sets the model-order rule (cml_criterion, cml_pfa); a cache made with another rule,
+    other estimator settings or another CML_VERSION is recomputed."""
+    cfg = cfg or read_config(root)
+    record = dict(settings, criterion=cfg.cml_criterion, pfa=cfg.cml_pfa, version=CML_VERSION, early_stop=False)
     counts = read_manifest(root)['counts']
     done = {}
     for split in splits:
         n = counts[split]
-        if n == 0 or has_derived(root, 'coded_ml', split): continue
-        jobs = [(root, split, i, min(i + chunk, n), settings) for i in range(0, n, chunk)]
+        if n == 0 or has_derived(root, 'coded_ml', split, record): continue
+        jobs = [(root, split, i, min(i + chunk, n), cfg, settings) for i in range(0, n, chunk)]
         t0 = time.time()
         if workers > 1 and len(jobs) > 1:
             import ris_music.coded_ml as lib                  # workers import the installed module
@@ -581,7 +606,7 @@ def cache_coded_ml(root, splits=('train', 'val', 'test'), workers=2, chunk=256, 
                 parts = list(ex.map(lib._cml_chunk, *zip(*jobs)))
         else: parts = [_cml_chunk(*j) for j in jobs]
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in CML_FIELDS}
-        write_derived(root, 'coded_ml', split, arrays, dict(settings, early_stop=False))
+        write_derived(root, 'coded_ml', split, arrays, record)
         done[split] = round(time.time() - t0, 2)
         if progress:
             where = derived_dir(root, 'coded_ml', split)
@@ -598,4 +623,5 @@ def coded_ml_cli(argv=None):
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--chunk', type=int, default=256)
     a = ap.parse_args(argv)
-    print(json.dumps(dict(root=a.root, seconds=cache_coded_ml(a.root, tuple(a.splits), a.workers, a.chunk))))
+    secs = cache_coded_ml(a.root, tuple(a.splits), workers=a.workers, chunk=a.chunk)
+    print(json.dumps(dict(root=a.root, seconds=secs)))

@@ -74,7 +74,7 @@ class Config:
     shard_size: int = 500
     debias: bool = True  # subtract the noise term from the back-projected R_samp
     # covariance and MUSIC
-    HYBRID_COV_BETA: float = 0.5  # R_eff = (1-beta) R_pred + beta R_samp
+    HYBRID_COV_BETA: float = 0.5  # R_eff = (1-beta) R_pred + beta R_data (R_cml for the hybrid, R_samp before)
     shrink: str = 'snr'  # 'none', 'fixed', 'snr', 'lw', 'oas'
     shrink_alpha: float = 0.15
     diag_load: float = 0.0

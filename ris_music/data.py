@@ -327,8 +327,13 @@ def write_derived(root, name, split, arrays, settings=None):
     meta = dict(name=name, split=split, n=n, manifest=manifest_hash(root), fields=sorted(arrays))
     meta['settings'] = settings or {}
     atomic_write_text(tmp / 'meta.json', json.dumps(meta, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    if final.exists():                                     # an older version: move it aside in one rename, then delete
+        old = final.with_name(f'.{split}.old{os.getpid()}')
+        final.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    try: tmp.rename(final)
+    except OSError:                                        # another process wrote the same data first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 def read_derived(root, name, split, n=None):
@@ -348,11 +353,13 @@ def read_derived(root, name, split, n=None):
             raise DataError(f"{p}: derived field {k!r} has {len(out[k])} rows, the {split} split has {n}")
     return out
 
-def has_derived(root, name, split):
-    "Whether up-to-date derived data `name` exists for a split."
+def has_derived(root, name, split, settings=None):
+    "Whether derived data `name` of a split exist for the current dataset (and, if given, with these settings)."
     try: read_derived(root, name, split)
     except DataError: return False
-    return True
+    if settings is None: return True
+    meta = json.loads((derived_dir(root, name, split) / 'meta.json').read_text())
+    return meta.get('settings') == json.loads(json.dumps(settings))
 
 # %% ../nbs/01_data.ipynb #2062cf53
 class DataError(ValueError):

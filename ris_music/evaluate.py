@@ -30,6 +30,7 @@ def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
     "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; rows best first (success, K_acc, score)."
     cfg = model.cfg
+    was_training = model.training
     model.eval()
     est = {(t, b): [] for t in thresholds for b in betas}
     truth = []
@@ -38,16 +39,19 @@ def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
         truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
         for beta in betas:
             out = model(bt, beta=beta)
-            R = music_cov(model, out, bt, beta)
             prob = out['k_logits'].float().softmax(-1)
-            per_k = [localize(cfg, R, torch.full((len(R),), k), bt) for k in range(1, cfg.K_max + 1)]
+            per_k = []
+            for k in range(1, cfg.K_max + 1):
+                Kk = torch.full((len(prob),), k, device=prob.device)
+                per_k.append(localize(cfg, music_cov(model, out, bt, beta, Kk), Kk, bt))
             for t in thresholds:
                 K = decide_k(prob, bt['coded_ml_K'], t)[0].cpu()
                 pick = {f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())])
                         for f in ('phi', 'theta', 'r', 'mask')}
                 est[(t, beta)].append(dict(K=K, **pick))
-    tr = _cat(truth)
-    rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, _cat(v), tr)) for (t, b), v in est.items()]
+    model.train(was_training)
+    truth = _cat(truth)
+    rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, _cat(v), truth)) for (t, b), v in est.items()]
     return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['score']))
 
 # %% ../nbs/07_eval.ipynb #52c8df43

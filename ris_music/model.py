@@ -13,11 +13,11 @@ from .core import Config, load_preset, steering, search_box, to_box, from_box, s
 from .data import backproject
 from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
-from .coded_ml import coded_ml_localize, cml_cov, cml_refine, glrt_threshold, cml_grid, CML_FIELDS
+from .coded_ml import coded_ml_localize, cml_cov, cml_refine, glrt_threshold, n_cells_default, CML_FIELDS
 
 # %% auto #0
-__all__ = ['snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates', 'cml_batch_cov', 'RisNet',
-           'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'load_model']
+__all__ = ['snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates', 'cml_fit', 'cml_batch_cov',
+           'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'load_model']
 
 # %% ../nbs/03_model.ipynb #1a06d31d
 def snr_estimate(y, noise_var, N):
@@ -51,7 +51,7 @@ def with_coded_ml(cfg, batch):
 def gain_margins(cfg, batch):
     "log(dJ_k / (sigma^2 eta)) (B, K_max): each source's cost drop against the GLRT threshold eta."
     J = batch['coded_ml_J'].double()
-    eta = glrt_threshold(cfg.L, cml_grid(cfg, 0.75, 0.5)[0].shape[0], cfg.cml_pfa)
+    eta = glrt_threshold(cfg.L, n_cells_default(cfg), cfg.cml_pfa)
     gain = (J[:, :-1] - J[:, 1:]) / batch['noise_var'].double()[:, None]
     return torch.log(torch.nan_to_num(gain, 0.0).clamp_min(1e-3) / eta).clamp(-8, 8).float()
 
@@ -68,10 +68,16 @@ def candidates(cfg, batch):
     feats = [box * m[..., None], pdb[..., None], gain_margins(cfg, batch)[..., None], within[..., None]]
     return torch.cat(feats, -1)
 
-def cml_batch_cov(cfg, batch):
-    "The structured covariance of the batch's coded-ML fit at the criterion's K (02c `cml_cov`)."
-    est = {k: batch[f'coded_ml_{k}'] for k in ('phi', 'theta', 'r', 'power', 'mask')}
-    return cml_cov(cfg, dict(est, mask=est['mask'].bool()))
+def cml_fit(batch, K):
+    "The cached coded-ML fit of order K[b] per scene (positions, powers, mask) as an estimate dict."
+    i = torch.arange(len(K), device=K.device)
+    fit = {k: batch[f'coded_ml_order_{k}'][i, K - 1] for k in ('phi', 'theta', 'r', 'power')}
+    return dict(fit, mask=source_mask(K, fit['phi'].shape[-1]), K=K)
+
+def cml_batch_cov(cfg, batch, K=None):
+    "The structured covariance (02c `cml_cov`) of the batch's coded-ML fit of order K (default: the criterion's)."
+    K = (batch['coded_ml_K'] if K is None else K).long().to(batch['coded_ml_K'].device)
+    return cml_cov(cfg, cml_fit(batch, K))
 
 # %% ../nbs/03_model.ipynb #960e9c50
 class RisNet(nn.Module):
@@ -146,30 +152,21 @@ def decide_k(prob, k_fallback, k_conf_thresh):
     use_head = conf >= k_conf_thresh
     return torch.where(use_head, k_head + 1, k_fallback.to(prob.device).long()), use_head
 
-def music_cov(model, out, batch, beta=None):
-    "MUSIC's R_eff (B, N, N): the network's R_pred blended with the coded-ML covariance by the one builder."
-    return build_effective_cov(out['R_pred'], cml_batch_cov(model.cfg, batch), **cov_kwargs(model.cfg, 'music', beta))
-
-def _cml_fit(batch, prefix, K):
-    "The cached coded-ML fit (criterion or full) as an estimate dict with its cost, valid where its order equals K."
-    f = {k: batch[f'coded_ml_{prefix}{k}'].cpu() for k in ('phi', 'theta', 'r', 'power', 'mask')}
-    f['mask'] = f['mask'].bool()
-    order = f['mask'].sum(-1)
-    J = batch['coded_ml_J'].cpu().double().gather(1, order[:, None])[:, 0]
-    return dict(f, K=order, J=J), order == K
+def music_cov(model, out, batch, beta=None, K=None):
+    "MUSIC's R_eff (B, N, N): R_pred blended by the one builder with the coded-ML covariance of order K (or K-hat)."
+    R_cml = cml_batch_cov(model.cfg, batch, K)
+    return build_effective_cov(out['R_pred'], R_cml, **cov_kwargs(model.cfg, 'music', beta))
 
 def localize(cfg, R, K, batch):
-    """Positions of K sources per scene (CPU): RAP-MUSIC on R_eff polished by variable projection on the snapshots;
-    where a cached coded-ML fit has the same order and a lower cost J, that fit (a better maximum of the likelihood)."""
-    K = K.cpu()
-    est = music_localize(cfg, R.cpu(), K, Kmax=cfg.K_max)
+    """Positions of K sources per scene (CPU): RAP-MUSIC on R_eff polished by variable projection on the snapshots, or
+    the cached coded-ML fit of order K where its cost J is lower (a better maximum of the same likelihood)."""
+    K = K.cpu().long()
     y, H, codes = (batch[k].cpu() for k in ('y', 'H', 'codes'))
-    best = cml_refine(cfg, y, H, codes, est, K, iters=cfg.newton_iter)
-    for prefix in ('', 'full_'):
-        fit, same = _cml_fit(batch, prefix, K)
-        use = same & (fit['J'] < best['J'])
-        best = {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
-    return best
+    best = cml_refine(cfg, y, H, codes, music_localize(cfg, R.cpu(), K, Kmax=cfg.K_max), K, iters=cfg.newton_iter)
+    fit = cml_fit({k: v.cpu() for k, v in batch.items() if k.startswith('coded_ml_order_')}, K)
+    fit['J'] = cml_refine(cfg, y, H, codes, fit, K, iters=0)['J']           # its actual cost (no step taken)
+    use = fit['J'] < best['J']
+    return {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
 
 @torch.no_grad()
 def infer(model, batch, k_conf_thresh=None, beta=None, music=True):
@@ -181,9 +178,9 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True):
     out = model(batch, beta=beta)
     model.train(was_training)
     thr = cfg.K_CONF_THRESH if k_conf_thresh is None else k_conf_thresh
-    R = music_cov(model, out, batch, beta)
     prob = out['k_logits'].float().softmax(-1)
     K, use_head = decide_k(prob, batch['coded_ml_K'], thr)
+    R = music_cov(model, out, batch, beta, K)
     res = dict(K=K, k_prob=prob, k_from_head=use_head, R_eff=R, aux={k: out[k] for k in ('phi', 'theta', 'r')})
     if music: res.update(localize(cfg, R, K, batch))
     return res

@@ -48,7 +48,7 @@ class Trainer:
     ):
         cfg = (cfg or read_config(data_dir)).replace(**(params or {}))
         check_data(cfg, ShardDataset(data_dir, 'train', with_rsamp=False))
-        cache_coded_ml(data_dir, ('train', 'val'), progress=progress)          # once per dataset, reused by every run
+        cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress)      # once per dataset and order rule
         self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         if device == 'auto':
