@@ -11,7 +11,7 @@ from .core import Config, load_preset, steering, as_tensor, search_box, source_m
 from .covariance import signal_subspace
 
 # %% auto #0
-__all__ = ['music_grid', 'grid_points', 'music_spectrum', 'pick_peaks', 'spectrum_at', 'newton_refine', 'deflate',
+__all__ = ['music_grid', 'grid_points', 'music_spectrum', 'rho_sep', 'pick_peaks', 'spectrum_at', 'newton_refine', 'deflate',
            'music_localize', 'music_naive']
 
 # %% ../nbs/02b_music.ipynb #212efdb7
@@ -62,8 +62,16 @@ def music_spectrum(cfg, Es, Q=None, chunk=1 << 22):
     return (num / den.clamp_min(1e-3 * N)).view(B, cfg.phi_grid, cfg.theta_grid, cfg.range_grid)
 
 # %% ../nbs/02b_music.ipynb #mus00008
-def _select(ang, val, ok, K, Kmax, sep):
-    "Greedy choice of up to K of the candidates (B, C) by value, at least sep apart in angle; returns indices and mask."
+def rho_sep(cfg):
+    "The range part of the minimum separation: two MUSIC grid steps in 1/r."
+    return 2 * (1 / cfg.r_min - 1 / cfg.r_max) / max(cfg.range_grid - 1, 1)
+
+def _same(a, b, sep, rsep):
+    "Whether points a and b (..., 3) in (phi, theta, 1/r) are one source: closer than sep in angle and rsep in 1/r."
+    return ((a[..., :2] - b[..., :2]).norm(dim=-1) < sep) & ((a[..., 2] - b[..., 2]).abs() < rsep)
+
+def _select(pts, val, ok, K, Kmax, sep, rsep):
+    "Greedy choice of up to K candidates (B, C) by value, no two of them one source (`_same`); indices and mask."
     B = val.shape[0]
     chosen = torch.zeros(B, Kmax, dtype=torch.long, device=val.device)
     got_all = torch.zeros(B, Kmax, dtype=torch.bool, device=val.device)
@@ -72,21 +80,20 @@ def _select(ang, val, ok, K, Kmax, sep):
         j = torch.where(alive, val, torch.full_like(val, -2.0)).argmax(-1)
         got = alive.gather(1, j[:, None])[:, 0] & (k < K)
         chosen[:, k], got_all[:, k] = j, got
-        d = (ang - ang.gather(1, j[:, None, None].expand(-1, 1, 2))).norm(dim=-1)
-        alive = alive & ~((d < sep) & got[:, None])
+        alive = alive & ~(_same(pts, pts.gather(1, j[:, None, None].expand(-1, 1, 3)), sep, rsep) & got[:, None])
     return chosen, got_all
 
 
 def pick_peaks(cfg, q, K, Kmax, min_sep_deg=None, n_cand=None):
-    "Grid indices of up to K local maxima per scene, largest first, at least min_sep_deg apart in (phi, theta)."
+    "Grid indices of up to K 3-D local maxima per scene, largest first, no two closer than min_sep_deg and rho_sep."
     B = q.shape[0]
     pooled = F.max_pool3d(q[:, None], 3, stride=1, padding=1)[:, 0]
     cand = torch.where(q >= pooled, q, torch.full_like(q, -1.0)).view(B, -1)
     n_cand = n_cand or 4 * Kmax + 8
     val, idx = cand.topk(min(n_cand, cand.shape[1]), -1)
-    ang = grid_points(cfg, idx)[..., :2].to(q.dtype).to(q.device)  # (B, C, 2)
+    pts = grid_points(cfg, idx).to(q.dtype).to(q.device)  # (B, C, 3)
     sep = math.radians(cfg.peak_sep_deg if min_sep_deg is None else min_sep_deg)
-    j, got = _select(ang, val, val > -1, K, Kmax, sep)
+    j, got = _select(pts, val, val > -1, K, Kmax, sep, rho_sep(cfg))
     return idx.gather(1, j), got
 
 
@@ -131,7 +138,7 @@ def newton_refine(cfg, p, Es, iters=10, lr=0.8, Q=None):
 
 # %% ../nbs/02b_music.ipynb #mus00010
 def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
-    "Per scene, the best Newton-refined peak (B, 3) of the (deflated) spectrum, at least sep from the found (B, k, 3)."
+    "Per scene, the best Newton-refined peak (B, 3) of the (deflated) spectrum that is none of the found (B, k, 3)."
     B = Es.shape[0]
     q = music_spectrum(cfg, Es.to(torch.complex64), None if Q is None else Q.to(torch.complex64))
     idx, ok = pick_peaks(cfg, q, torch.full((B,), n_peaks, device=Es.device), n_peaks)
@@ -144,7 +151,7 @@ def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
     qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
     if ok.any(): qv[sel] = spectrum_at(cfg, p[sel], Es[sel[0]].to(torch.complex128), Qs)
     if found.shape[1]:
-        near = (p[:, :, None, :2] - found[:, None, :, :2]).norm(dim=-1).amin(-1) < sep
+        near = _same(p[:, :, None], found[:, None], sep, rho_sep(cfg)).any(-1)
         qv = torch.where(near, torch.full_like(qv, -1.0), qv)
     return p[torch.arange(B, device=Es.device), qv.argmax(-1)]
 
@@ -169,7 +176,7 @@ def _single_pass(cfg, Es, K, Kmax, sep, iters, lr):
         p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr)
     qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
     if ok.any(): qv[sel] = spectrum_at(cfg, p[sel], Es[sel[0]].to(torch.complex128))
-    j, got = _select(p[..., :2], qv, ok, K, Kmax, sep)
+    j, got = _select(p, qv, ok, K, Kmax, sep, rho_sep(cfg))
     return p.gather(1, j[..., None].expand(-1, -1, 3)), got
 
 @torch.no_grad()
