@@ -11,17 +11,17 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .core import Config, atomic_write_text
-from .data import ShardDataset, true_cov, loader, to_device
+from .data import ShardDataset, true_cov, loader, to_device, manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize
-from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, confusion, METHOD_STYLE
+from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scene_snr, confusion, METHOD_STYLE
 from .model import decide_k, music_cov, infer, localize, with_coded_ml
 
 # %% auto #0
 __all__ = ['CLASSICAL', 'FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate', 'run_methods', 'snr_edges',
-           'crb_by_snr', 'summarize', 'rmse_figure', 'success_figure', 'separation_figure', 'confusion_figure',
-           'k_methods', 'spectra_figure', 'report_html']
+           'crb_by_snr', 'summarize', 'results_record', 'weakest_at_least', 'rmse_figure', 'success_figure',
+           'separation_figure', 'confusion_figure', 'k_methods', 'spectra_figure', 'report_html']
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
 def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -127,6 +127,19 @@ def summarize(cfg, est, secs, truth, edges, crb_batch=None):
                 by_snr={m: by_snr(cfg, e, truth, edges) for m, e in est.items()},
                 by_sep={m: by_bins(cfg, e, truth, sep, SEP_EDGES) for m, e in est.items()},
                 confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1)
+
+def results_record(cfg, ckpt, data_dir, est, secs, truth, crb_batch, sweep_rows=(), chosen=None, n_val=0):
+    "Everything results.json holds: provenance, the chosen thresholds, the sweep and `summarize`'s tables."
+    edges = snr_edges(cfg)
+    return dict(checkpoint=str(ckpt), data_manifest=manifest_hash(data_dir), preset=cfg.preset, n_val=n_val,
+                n_test=len(truth['K']), chosen=chosen, sweep=list(sweep_rows),
+                **summarize(cfg, est, secs, truth, edges, crb_batch))
+
+def weakest_at_least(cfg, est, truth, snr_db):
+    "K_acc and success of each method on the scenes whose weakest source has at least snr_db."
+    sel = scene_snr(truth) >= snr_db
+    return {m: {k: metrics(cfg, _where(e, sel), _where(truth, sel))[k] for k in ('n', 'K_acc', 'success')}
+            for m, e in est.items()} if sel.any() else {}
 
 # %% ../nbs/07_eval.ipynb #fig00011
 def _trace(m, x, y, first, **kw):
