@@ -169,14 +169,17 @@ def localize(cfg, R, K, batch):
     return {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
 
 @torch.no_grad()
-def infer(model, batch, k_conf_thresh=None, beta=None, music=True):
-    "K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff of a batch"
+def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None):
+    """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff of a batch.
+
+    `out`: the model's eval-mode output for this batch and beta, if the caller has it already."""
     cfg = model.cfg
     with_coded_ml(cfg, batch)
-    was_training = model.training
-    model.eval()
-    out = model(batch, beta=beta)
-    model.train(was_training)
+    if out is None:
+        was_training = model.training
+        model.eval()
+        out = model(batch, beta=beta)
+        model.train(was_training)
     thr = cfg.K_CONF_THRESH if k_conf_thresh is None else k_conf_thresh
     prob = out['k_logits'].float().softmax(-1)
     K, use_head = decide_k(prob, batch['coded_ml_K'], thr)

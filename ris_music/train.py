@@ -111,7 +111,7 @@ def validate(self: Trainer, k_conf_thresh=None, beta=None):
         Rt = true_cov(cfg, b)
         for k, v in loss_terms(cfg, out, b, Rt).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(b['K'])
-        r = infer(self.model, b, k_conf_thresh, beta)
+        r = infer(self.model, b, k_conf_thresh, beta, out=out)                 # the same eval-mode forward
         ests.append({k: r[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'mask')})
         truth.append({k: b[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
         Rs = build_effective_cov(None, b['R_samp'], **cov_kwargs(cfg, 'music'))
