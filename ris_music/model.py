@@ -170,7 +170,7 @@ def localize(cfg, R, K, batch):
 
 @torch.no_grad()
 def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None):
-    """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff of a batch.
+    """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff.
 
     `out`: the model's eval-mode output for this batch and beta, if the caller has it already."""
     cfg = model.cfg
