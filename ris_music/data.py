@@ -262,8 +262,8 @@ def generate_dataset(
     for k, v in counts.items():
         if not isinstance(v, int) or v < 0:
             raise ValueError(f"generate_dataset: n_{k} must be a non-negative int, got {v!r}")
-    shard_size = shard_size or cfg.shard_size
-    if shard_size < 1:
+    shard_size = cfg.shard_size if shard_size is None else shard_size
+    if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"generate_dataset: shard_size must be >= 1, got {shard_size}")
     plan = _plan(counts, shard_size)
     recs = {(s, i): _existing(root, cfg, s, i, n, seed) for s, i, n in plan}
@@ -367,8 +367,11 @@ class DataError(ValueError):
 
 
 def read_config(root):
-    "The `Config` a dataset was generated with (from its manifest)."
-    return Config(**read_manifest(root)['config'])
+    "The `Config` a dataset was generated with (from its manifest); a bad config there is a DataError naming the file."
+    man = read_manifest(root)
+    try: return Config(**man['config'])
+    except (TypeError, ValueError, KeyError) as e:
+        raise DataError(f"{Path(root) / 'manifest.json'}: field 'config' is not a valid config ({e})") from None
 
 
 def manifest_hash(root):
@@ -382,6 +385,7 @@ def read_manifest(root):
     p = Path(root) / 'manifest.json'
     missing = f"{p}: no manifest (not a ris_music dataset, or generation did not finish)"
     man = read_json(p, 'manifest', DataError, missing)
+    if not isinstance(man, dict): raise DataError(f"{p}: manifest is not a JSON object (got {type(man).__name__})")
     for k in ('format', 'config', 'counts', 'fields', 'shards', 'codebook'):
         if k not in man:
             raise DataError(f"{p}: manifest has no field {k!r}")
@@ -415,7 +419,7 @@ class ShardDataset(torch.utils.data.Dataset):
             raise ValueError(f"ShardDataset: split must be one of {SPLITS}, got {split!r}")
         self.root, self.split, self.with_rsamp = Path(root), split, with_rsamp
         self.manifest = man = read_manifest(root)
-        self.cfg = Config(**man['config'])
+        self.cfg = read_config(root)
         fld = man['fields']
         missing = set(FIELDS) - set(fld)
         if missing:
@@ -452,7 +456,10 @@ class ShardDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, idx):
         "A batch (dict of tensors) for the sample indices `idx`."
-        idx = np.asarray(idx, dtype=np.int64)
+        raw = np.asarray(idx)
+        if raw.size and raw.dtype.kind not in 'iu':
+            raise TypeError(f"ShardDataset: sample indices must be integers, got {raw.dtype} (e.g. {raw.flat[0]!r})")
+        idx = raw.astype(np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"index out of range for {len(self)} samples")
         idx = idx % max(len(self), 1)
@@ -501,6 +508,8 @@ def n_samples(n_avail, n, what):
     """How many samples to use: all when n is falsy, a count (>= 1), or a fraction in (0, 1].
 
     Fewer than asked warns; none is an error."""
+    if isinstance(n, bool) or (n is not None and not isinstance(n, (int, float))) or (n or 0) < 0:
+        raise DataError(f"{what}: the number of samples must be a count >= 0 or a fraction in (0, 1], got {n!r}")
     if not n:
         want = n_avail
     elif isinstance(n, float) and n <= 1:

@@ -142,11 +142,11 @@ def resume(self: Trainer, epochs):
         return state
     ck = torch.load(last, map_location=self.device, weights_only=False)
     if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
-        stale = last.with_name(f'last.pt.stale-{int(time.time())}')
-        last.replace(stale)
-        warnings.warn(
-            f"{last} was written for another config or epoch count; moved to {stale.name}, training from scratch"
-        )
+        stamp = int(time.time())
+        kept = [f.name for f in (last, self.out / 'best.pt', self.out / 'log.jsonl') if f.exists()]
+        for name in kept: (self.out / name).replace(self.out / f'{name}.stale-{stamp}')   # another run's results
+        warnings.warn(f"{last} was written for another config or epoch count; moved {', '.join(kept)} aside "
+                      f"(suffix .stale-{stamp}), training from scratch")
         return state
     try:
         self.model.load_state_dict(ck['model'])

@@ -62,3 +62,54 @@ def test_numpy_inputs_accepted():
     assert a.shape == (2, cfg.N)
     R = build_effective_cov(None, np.outer(a[0].numpy(), a[0].numpy().conj()))
     assert abs(torch.diagonal(R).real.sum().item() - cfg.N) < 1e-3
+
+
+def test_bad_counts_and_indices(tiny_dataset):
+    "Negative or non-numeric sample counts, a zero shard size and non-integer indices are errors that name the value."
+    from ris_music import n_samples
+    with pytest.raises(DataError, match="got -5"): n_samples(100, -5, 'train split')
+    with pytest.raises(DataError, match="got -0.5"): n_samples(100, -0.5, 'train split')
+    with pytest.raises(DataError, match="got True"): n_samples(100, True, 'train split')
+    with pytest.raises(ValueError, match='shard_size must be >= 1, got 0'):
+        generate_dataset(load_preset('tiny'), tiny_dataset.parent / 'never', 10, 0, 0, shard_size=0)
+    ds = ShardDataset(tiny_dataset, 'train')
+    with pytest.raises(TypeError, match='indices must be integers'): ds[1.7]
+
+
+def test_manifest_null_or_bad_config(tiny_dataset, tmp_path):
+    "A manifest that is `null` or whose config has a bad or extra key gives a DataError naming the file."
+    from ris_music import verify_dataset
+    d = tmp_path / 'c'
+    shutil.copytree(tiny_dataset, d)
+    (d / 'manifest.json').write_text('null')
+    with pytest.raises(DataError, match='manifest is not a JSON object'): ShardDataset(d, 'train')
+    assert any('not a JSON object' in p for p in verify_dataset(d, raise_on_error=False))
+    shutil.rmtree(d)
+    shutil.copytree(tiny_dataset, d)
+    man = json.loads((d / 'manifest.json').read_text())
+    man['config']['colour'] = 1
+    (d / 'manifest.json').write_text(json.dumps(man))
+    with pytest.raises(DataError, match=r"manifest.json: field 'config' is not a valid config.*colour"):
+        ShardDataset(d, 'train')
+    man['config'].pop('colour')
+    man['config']['L'] = 'x'
+    (d / 'manifest.json').write_text(json.dumps(man))
+    with pytest.raises(DataError, match="field 'config' is not a valid config.*'L'"): ShardDataset(d, 'train')
+
+
+def test_rerun_with_another_config_keeps_results(tiny_dataset, tmp_path):
+    "A training rerun with another config moves the earlier run's last.pt, best.pt and log.jsonl aside, not over."
+    import warnings
+    from ris_music import Trainer
+    data, out = tmp_path / 'd', tmp_path / 'o'
+    shutil.copytree(tiny_dataset, data)                               # the trainer caches coded-ML next to the data
+    kw = dict(params=dict(batch_size=32, D_MODEL=32, NUM_HEADS=2, n_layers=1), progress=False, n_train=32, n_val=16)
+    Trainer(data, out, **kw).fit(2)
+    best = (out / 'best.pt').read_bytes()
+    log = (out / 'log.jsonl').read_text()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        Trainer(data, out, **dict(kw, params=dict(kw['params'], lr=1e-5))).fit(1)
+    assert [p.read_bytes() for p in out.glob('best.pt.stale-*')] == [best]
+    assert [p.read_text() for p in out.glob('log.jsonl.stale-*')] == [log]
+    assert len((out / 'log.jsonl').read_text().splitlines()) == 1
