@@ -116,7 +116,7 @@ class Config:
             v = getattr(self, f.name)
             if (
                 f.type in ('int', 'float')
-                and not isinstance(v, (int, float))
+                and (not isinstance(v, (int, float)) or isinstance(v, bool))
                 or f.type == 'int'
                 and isinstance(v, float)
                 or f.type == 'bool'
@@ -145,6 +145,19 @@ class Config:
             raise ValueError(f"Config field 'VAL_PRIMARY': expected 'loss' or 'k_loc', got {self.VAL_PRIMARY!r}")
         if not 0 <= self.HYBRID_COV_BETA <= 1:
             raise ValueError(f"Config field 'HYBRID_COV_BETA' must lie in [0, 1], got {self.HYBRID_COV_BETA}")
+        checks = dict(freq=self.freq > 0, spacing=self.spacing > 0, bs_distance=self.bs_distance > 0,
+                      phi_deg=0 < self.phi_deg <= 90, theta_deg=0 < self.theta_deg <= 90,
+                      source_corr=0 <= self.source_corr <= 1, phase_bits=self.phase_bits >= 0,
+                      min_sep_deg=self.min_sep_deg >= 0, shrink_alpha=0 <= self.shrink_alpha <= 1,
+                      diag_load=self.diag_load >= 0, newton_iter=self.newton_iter >= 0, lr=self.lr > 0,
+                      dropout=0 <= self.dropout < 1, K_CONF_THRESH=self.K_CONF_THRESH >= 0)
+        for name, ok in checks.items():                    # NaN fails every comparison, so it is caught here too
+            if not ok: raise ValueError(f"Config field {name!r} is out of range: {getattr(self, name)!r}")
+        if not self.snr_min_db <= self.snr_max_db:
+            raise ValueError(f"Config: need snr_min_db <= snr_max_db, got {self.snr_min_db} > {self.snr_max_db}")
+        if self.K_max >= self.Nh * self.Nv:
+            raise ValueError(f"Config: K_max={self.K_max} must be below the number of RIS elements "
+                             f"N={self.Nh * self.Nv}")
         if self.D_MODEL % self.NUM_HEADS:
             raise ValueError(f"Config: D_MODEL={self.D_MODEL} is not divisible by NUM_HEADS={self.NUM_HEADS}")
 

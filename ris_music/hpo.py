@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_hpo.ipynb #bf8216ce
 from __future__ import annotations
-import json, os, sys, time, socket, argparse, warnings
+import json, math, os, sys, time, socket, argparse, warnings
 from pathlib import Path
 import optuna
 from optuna.trial import TrialState
@@ -13,7 +13,7 @@ from .data import ShardDataset, DataError, n_samples, manifest_hash
 from .train import Trainer
 
 # %% auto #0
-__all__ = ['SPACES', 'suggest', 'open_storage', 'recover_stale', 'pruning_callback', 'run_hpo', 'write_best', 'hpo_cli']
+__all__ = ['SPACES', 'suggest', 'open_storage', 'redact', 'recover_stale', 'pruning_callback', 'run_hpo', 'write_best', 'hpo_cli']
 
 # %% ../nbs/06_hpo.ipynb #d7c37809
 SPACES = {
@@ -81,12 +81,30 @@ def open_storage(storage, out_dir):
         if not path.parent.exists():
             raise FileNotFoundError(f"storage {storage!r}: folder {path.parent} does not exist")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    if storage.startswith('postgresql://'):                # the driver installed with the project (psycopg2-binary)
+        storage = 'postgresql+psycopg2://' + storage.removeprefix('postgresql://')
+    shown = redact(storage)
     try:
         return optuna.storages.RDBStorage(storage, engine_kwargs=dict(pool_pre_ping=True))
     except Exception as e:
-        raise ConnectionError(
-            f"storage {storage!r}: cannot open it ({type(e).__name__}: {str(e).splitlines()[0]})"
-        ) from None
+        why = str(e).splitlines()[0].replace(storage, shown)
+        pw = _password(storage)
+        if pw: why = why.replace(pw, '***')
+        raise ConnectionError(f"storage {shown!r}: cannot open it ({type(e).__name__}: {why})") from None
+
+
+def _password(url):
+    "The password of a URL, if it has one."
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).password
+    except Exception: return None
+
+
+def redact(url):
+    "A URL with its password replaced by ***, for messages."
+    pw = _password(url)
+    return url.replace(f':{pw}@', ':***@') if pw else url
 
 # %% ../nbs/06_hpo.ipynb #12472872
 def _alive(pid):
@@ -218,7 +236,10 @@ def write_best(study, out, data_dir, space):
         n_trials=len(study.trials),
         states={s.name: sum(t.state == s for t in study.trials) for s in TrialState},
     )
-    atomic_write_text(Path(out) / 'best.json', json.dumps(best, indent=1))
+    if not math.isfinite(b.value):
+        raise ValueError(f"study {study.study_name!r}: the best trial's value is {b.value} (no finished epoch?); "
+                         "best.json not written")
+    atomic_write_text(Path(out) / 'best.json', json.dumps(best, indent=1, allow_nan=False))
     import optuna.visualization as ov
 
     figs = dict(
@@ -272,12 +293,8 @@ def hpo_cli(argv=None):
         a.worker,
         a.stale_after,
     )
-    print(
-        json.dumps(
-            dict(
-                study=st.study_name,
-                trials=len(st.trials),
-                states={s.name: sum(t.state == s for t in st.trials) for s in TrialState},
-            )
-        )
-    )
+    states = {s.name: sum(t.state == s for t in st.trials) for s in TrialState}
+    print(json.dumps(dict(study=st.study_name, trials=len(st.trials), states=states)))
+    if not (Path(a.out_dir) / 'best.json').exists():
+        print(f'ris_hpo: no completed trial, so no best.json in {a.out_dir} (states {states})', file=sys.stderr)
+        sys.exit(1)

@@ -113,3 +113,26 @@ def test_rerun_with_another_config_keeps_results(tiny_dataset, tmp_path):
     assert [p.read_bytes() for p in out.glob('best.pt.stale-*')] == [best]
     assert [p.read_text() for p in out.glob('log.jsonl.stale-*')] == [log]
     assert len((out / 'log.jsonl').read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize('field, value', [('freq', 0.0), ('freq', float('nan')), ('spacing', 0.0), ('theta_deg', 95.0),
+                                          ('source_corr', 2.0), ('phase_bits', -1), ('K_max', 36), ('L', True)])
+def test_config_ranges(field, value):
+    "Out-of-range config values are errors that name the field."
+    with pytest.raises((ValueError, TypeError), match=field if field != 'K_max' else 'K_max=36'):
+        load_preset('tiny', **{field: value})
+
+
+def test_config_snr_order():
+    with pytest.raises(ValueError, match='snr_min_db <= snr_max_db'):
+        load_preset('tiny', snr_min_db=10.0, snr_max_db=0.0)
+
+
+def test_hpo_without_result_exits_nonzero(tiny_dataset, tmp_path):
+    "An HPO run that finishes no trial says so and exits with status 1 (no best.json)."
+    import subprocess
+    from conftest import BIN
+    p = subprocess.run([str(BIN / 'ris_hpo'), '--data-dir', str(tiny_dataset), '--out-dir', str(tmp_path / 'o'),
+                        '--trials', '0'], capture_output=True, text=True)
+    assert p.returncode == 1 and 'no completed trial' in p.stderr, (p.returncode, p.stderr[-500:])
+    assert not (tmp_path / 'o' / 'best.json').exists()
