@@ -471,6 +471,14 @@ class ShardDataset(torch.utils.data.Dataset):
             order = np.argsort(loc)  # sorted reads are friendlier to the page cache
             for k, m in self.maps[s].items():
                 out[k][sel[order]] = m[loc[order]]
+        for k, a in out.items():                           # NaN/Inf in a sample is an error naming file, field and row
+            bad = ~np.isfinite(a).reshape(len(a), -1).all(-1) if a.dtype.kind in 'fc' else None
+            if bad is not None and bad.any():
+                i = int(np.nonzero(bad)[0][0])
+                s_i, row = int(sh[i]), int(idx[i] - self.offsets[sh[i]])
+                shard = [x for x in self.manifest['shards'] if x['split'] == self.split][s_i]
+                raise DataError(f"{self.root / shard['path'] / (k + '.npy')}: field {k!r} has NaN/Inf in row {row} "
+                                f"({self.split} sample {int(idx[i])})")
         for name, arrays in self.derived.items():
             out.update({f'{name}_{k}': np.ascontiguousarray(a[idx]) for k, a in arrays.items()})
         b = {k: torch.from_numpy(v) for k, v in out.items()}

@@ -5,6 +5,7 @@
 # %% ../nbs/03_model.ipynb #28a61c85
 from __future__ import annotations
 import math
+from pathlib import Path
 import torch
 from torch import nn
 from torch.profiler import record_function
@@ -17,7 +18,7 @@ from .coded_ml import coded_ml_localize, cml_cov, cml_refine, glrt_threshold, n_
 
 # %% auto #0
 __all__ = ['snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates', 'cml_fit', 'cml_batch_cov',
-           'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'load_model']
+           'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'load_checkpoint', 'load_model']
 
 # %% ../nbs/03_model.ipynb #1a06d31d
 def snr_estimate(y, noise_var, N):
@@ -188,9 +189,21 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None):
     if music: res.update(localize(cfg, R, K, batch))
     return res
 
+def load_checkpoint(path, device='cpu'):
+    "A checkpoint dict; a missing, truncated or corrupt file is an error that names the path."
+    p = Path(path)
+    if not p.exists(): raise FileNotFoundError(f"checkpoint {p} does not exist")
+    try: ck = torch.load(p, map_location=device, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{p}: cannot read the checkpoint ({type(e).__name__}); "
+                         "the file is truncated or corrupt") from None
+    if not isinstance(ck, dict) or not {'model', 'cfg'} <= set(ck):
+        raise ValueError(f"{p}: not a ris_music checkpoint (no 'model' and 'cfg' entries)")
+    return ck
+
 def load_model(path, device='cpu'):
     "A RisNet (eval mode) from a best.pt or last.pt checkpoint."
-    ck = torch.load(path, map_location=device, weights_only=False)
+    ck = load_checkpoint(path, device)
     m = RisNet(Config(**ck['cfg'])).to(device)
     m.load_state_dict(ck['model'])
     return m.eval()

@@ -15,7 +15,7 @@ from .core import Config, load_preset, atomic_write, atomic_write_text, check_ke
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
 from .metrics import metrics
-from .model import RisNet, infer
+from .model import RisNet, infer, load_checkpoint
 from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 
@@ -90,6 +90,9 @@ class Trainer:
             out = self.model(b)
         with record_function('loss'):
             t = loss_terms(self.cfg, out, b)
+        if not torch.isfinite(t['total']):
+            raise FloatingPointError(f"non-finite training loss {t['total'].item()} on samples "
+                                     f"{b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved")
         self.opt.zero_grad(set_to_none=True)
         with record_function('backward'):
             t['total'].backward()
@@ -140,7 +143,7 @@ def resume(self: Trainer, epochs):
     last = self.out / 'last.pt'
     if not (self.resume_ok and last.exists()):
         return state
-    ck = torch.load(last, map_location=self.device, weights_only=False)
+    ck = load_checkpoint(last, self.device)
     if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
         stamp = int(time.time())
         kept = [f.name for f in (last, self.out / 'best.pt', self.out / 'log.jsonl') if f.exists()]
@@ -156,6 +159,13 @@ def resume(self: Trainer, epochs):
         raise ValueError(
             f"{last}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False"
         ) from None
+    best = self.out / 'best.pt'
+    if best.exists():
+        try: load_checkpoint(best)
+        except ValueError as e:                             # the best objective would point at a broken file
+            warnings.warn(f"{e}; it will be rewritten by the next improving epoch")
+            best.replace(best.with_name(f'best.pt.corrupt-{int(time.time())}'))
+            ck['best'] = float('inf')
     if self.progress:
         print(f'resuming from {last} at epoch {ck["epoch"]}')
     return dict(epoch=ck['epoch'], best=ck['best'], bad=ck['bad'], log=ck['log'])

@@ -136,3 +136,51 @@ def test_hpo_without_result_exits_nonzero(tiny_dataset, tmp_path):
                         '--trials', '0'], capture_output=True, text=True)
     assert p.returncode == 1 and 'no completed trial' in p.stderr, (p.returncode, p.stderr[-500:])
     assert not (tmp_path / 'o' / 'best.json').exists()
+
+
+def test_nonfinite_inputs_and_loss(tiny_dataset, tmp_path):
+    "NaN in a sample is an error naming file, field and row; a non-finite loss stops before the optimiser step."
+    import numpy as np
+    from ris_music import Trainer
+    d = tmp_path / 'd'
+    shutil.copytree(tiny_dataset, d)
+    f = d / 'train' / '00001' / 'y.npy'
+    a = np.load(f)
+    a[4, 0, 0] = np.nan
+    with open(f, 'wb') as fh: np.save(fh, a)
+    ds = ShardDataset(d, 'train')
+    ds.__getitems__([0, 1, 2])                                         # clean rows read fine
+    with pytest.raises(DataError, match=r"train/00001/y.npy: field 'y' has NaN/Inf in row 4 \(train sample 24\)"):
+        ds.__getitems__([3, 24])
+    clean = tmp_path / 'clean'
+    shutil.copytree(tiny_dataset, clean)                              # the trainer caches coded-ML next to the data
+    tr = Trainer(clean, tmp_path / 'o', params=dict(batch_size=8, D_MODEL=32, NUM_HEADS=2, n_layers=1),
+                 progress=False, n_train=8, n_val=8)
+    tr.resume(1)
+    b = next(tr.batches('train', 0))
+    b['y'] = b['y'] * float('nan')
+    with pytest.raises(FloatingPointError, match='non-finite training loss'): tr.step(b)
+
+
+def test_truncated_checkpoints(tiny_dataset, tmp_path):
+    "A truncated best.pt is noticed on resume (set aside, rewritten); a truncated last.pt is an error naming it."
+    import warnings
+    from ris_music import Trainer, load_model
+    data = tmp_path / 'd'
+    shutil.copytree(tiny_dataset, data)
+    kw = dict(params=dict(batch_size=16, D_MODEL=32, NUM_HEADS=2, n_layers=1), progress=False, n_train=16, n_val=8)
+    def crash(trainer, rec):
+        if rec['epoch'] == 2: raise KeyboardInterrupt('simulated crash')
+    with pytest.raises(KeyboardInterrupt): Trainer(data, tmp_path / 'o', **kw).fit(3, callbacks=[crash])
+    best = tmp_path / 'o' / 'best.pt'
+    best.write_bytes(best.read_bytes()[:500])
+    with pytest.raises(ValueError, match=f"{best}: cannot read the checkpoint"): load_model(best)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        Trainer(data, tmp_path / 'o', **kw).fit(3)
+    assert any('best.pt: cannot read the checkpoint' in str(x.message) for x in w)
+    load_model(best)                                                   # rewritten by the resumed run
+    last = tmp_path / 'o' / 'last.pt'
+    last.write_bytes(last.read_bytes()[:500])
+    with pytest.raises(ValueError, match=f"{last}: cannot read the checkpoint"):
+        Trainer(data, tmp_path / 'o', **kw).fit(3)

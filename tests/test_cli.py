@@ -54,6 +54,7 @@ def test_coded_ml_cache_cli(tiny_dataset, tmp_path):
     "ris_coded_ml caches coded-ML fits of every split; a second run reuses them; readers get them with the batches."
     d = tmp_path / 'c'
     shutil.copytree(tiny_dataset, d)
+    shutil.rmtree(d / 'derived', ignore_errors=True)                  # whatever another test cached
     p = run('ris_coded_ml', str(d), '--workers', '2', '--chunk', '16')
     assert p.returncode == 0, p.stderr
     assert set(json.loads(p.stdout.strip().splitlines()[-1])['seconds']) == {'train', 'val', 'test'}
