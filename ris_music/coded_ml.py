@@ -62,10 +62,9 @@ def steering_derivs(cfg, p):
     du_t = torch.stack([-st * sp, ct, -st * cp], -1)[..., 0, :]
     up, up_p, up_t = u @ pos.T, du_p @ pos.T, du_t @ pos.T                             # (..., N)
     rn = torch.sqrt((r * r - 2 * r * up + p2).clamp_min(1e-30))
-    dr = (p2 - 2 * r * up) / (rn + r)
     d_phi, d_theta = -r * up_p / rn, -r * up_t / rn
     d_rho = -(r * r) * ((r - up) / rn - 1)
-    a = torch.polar(torch.ones_like(dr), -cfg.k * dr)
+    a = steering(cfg, phi[..., 0], theta[..., 0], r[..., 0], dtype=torch.complex128)       # the one steering function
     da = (-1j * cfg.k) * a[..., None, :] * torch.stack([d_phi, d_theta, d_rho], -2)
     return torch.cat([a[..., None, :], da], -2)
 
@@ -385,18 +384,6 @@ def _check(cfg, y, H, codes, K):
 
 
 
-def _pick_order(Pall, Sall, k_of, Km):
-    "Positions (B, Km, 3) and amplitudes (B, L, Km) of the fit with k_of[b] sources, per scene."
-    B, L = Sall[0].shape[:2]
-    P = torch.zeros(B, Km, 3, dtype=torch.float64, device=Sall[0].device)
-    S = torch.zeros(B, L, Km, dtype=torch.complex128, device=Sall[0].device)
-    for k in range(1, len(Pall)):
-        sel = (k_of == k)[:, None, None]
-        P[:, :k] = torch.where(sel, Pall[k], P[:, :k])
-        S[:, :, :k] = torch.where(sel, Sall[k], S[:, :, :k])
-    return P, S
-
-
 def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
     "The estimator on one chunk of scenes (float64 / complex128 except the grid statistics); opt as coded_ml_localize."
     criterion, pfa, osr, iters = opt['criterion'], opt['pfa'], opt['osr'], opt['iters']
@@ -462,12 +449,15 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
     t0 = time.perf_counter()
     Khat = order_select(cfg, Jall, nv, criterion, pfa, n_cells=grid.shape[0]) if K is None else K
     timers['order'] += time.perf_counter() - t0
-    P, S = _pick_order(Pall, Sall, Khat, Km)
-    mask = source_mask(Khat, Km)
-    power = (S.real ** 2 + S.imag ** 2).mean(1)
-    Pf, Sf = _pick_order(Pall, Sall, kfit, Km)                                       # the largest fit of each scene
-    full_mask = source_mask(kfit, Km)
-    full_power = (Sf.real ** 2 + Sf.imag ** 2).mean(1)
+    O = torch.zeros(B, Km, Km, 4, dtype=torch.float64, device=dev)            # every order's fit: (order - 1, source)
+    for k in range(1, Kmax_run + 1):
+        fitted = (kfit >= k)[:, None, None]
+        pts = torch.cat([Pall[k], (Sall[k].real ** 2 + Sall[k].imag ** 2).mean(1)[..., None]], -1)
+        O[:, k - 1, :k] = torch.where(fitted, pts, O[:, k - 1, :k])
+    rows = torch.arange(B, device=dev)
+    P, power = O[rows, Khat - 1, :, :3].clone(), O[rows, Khat - 1, :, 3].clone()   # the chosen order's fit
+    Pf, full_power = O[rows, kfit - 1, :, :3], O[rows, kfit - 1, :, 3]             # the largest fit of each scene
+    mask, full_mask = source_mask(Khat, Km), source_mask(kfit, Km)
     if opt['cost'] == 'sml':
         t0 = time.perf_counter()
         for k in range(1, Kmax_run + 1):
@@ -480,18 +470,11 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
         timers['sml'] += time.perf_counter() - t0
     zero = torch.zeros((), dtype=torch.float64, device=dev)
     out = dict(mask=mask, K=Khat.long(), J=Jall, full_mask=full_mask)
-    for pre, m, pts, pw in (('', mask, P, power), ('full_', full_mask, Pf, full_power)):
-        keep = lambda x: torch.where(m, x, zero).float()
+    for pre, m, pts, pw in (('', mask, P, power), ('full_', full_mask, Pf, full_power), ('order_', None, O, O[..., 3])):
+        keep = (lambda x: torch.where(m, x, zero).float()) if m is not None else (lambda x: x.float())
+        rho = pts[..., 2]
         out.update({pre + 'phi': keep(pts[..., 0]), pre + 'theta': keep(pts[..., 1]),
-                    pre + 'r': keep(1 / pts[..., 2].clamp_min(1e-9)), pre + 'power': keep(pw)})
-    O = torch.zeros(B, Km, Km, 4, dtype=torch.float64, device=dev)            # every order's fit: (order - 1, source)
-    for k in range(1, Kmax_run + 1):
-        fitted = (kfit >= k)[:, None, None]
-        pts = torch.cat([Pall[k], (Sall[k].real ** 2 + Sall[k].imag ** 2).mean(1)[..., None]], -1)
-        O[:, k - 1, :k] = torch.where(fitted, pts, O[:, k - 1, :k])
-    order_r = torch.where(O[..., 2] > 0, 1 / O[..., 2].clamp_min(1e-9), zero)
-    out.update(order_phi=O[..., 0].float(), order_theta=O[..., 1].float(), order_r=order_r.float(),
-               order_power=O[..., 3].float())
+                    pre + 'r': keep(torch.where(rho > 0, 1 / rho.clamp_min(1e-9), zero)), pre + 'power': keep(pw)})
     return out
 
 
