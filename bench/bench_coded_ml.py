@@ -1,6 +1,7 @@
 """Coded-ML benchmark: scenes/s of `coded_ml_localize` (criterion K) on simulated scenes for the tiny and seed presets,
 batched, with peak memory, the time per stage (detection grid, detection, refinement, RELAX, order), and the ratio to
-MUSIC's scenes/s on the same scenes (R_samp, true K, RAP-MUSIC).
+MUSIC's scenes/s on the same scenes (R_samp, true K, RAP-MUSIC), and the scenes/s of the posterior-mean range step
+(`range_posterior`, the hybrid's last step) on coded-ML's output.
 Usage: python bench/bench_coded_ml.py [--presets tiny seed] [--n 256] [--batch 128]"""
 
 import argparse, time
@@ -8,7 +9,7 @@ import torch
 from common import emit, peak_rss_mb
 from ris_music import load_preset, make_codebook, simulate, r_samp, build_effective_cov, cov_kwargs, metrics
 from ris_music.music import music_localize
-from ris_music.coded_ml import coded_ml_localize
+from ris_music.coded_ml import coded_ml_localize, range_posterior
 
 
 def run(preset, n, batch):
@@ -26,6 +27,11 @@ def run(preset, n, batch):
     dt = time.perf_counter() - t
     est = {k: torch.cat([o[k] for o in outs]) for k in ('K', 'phi', 'theta', 'r', 'mask')}
     m = metrics(cfg, est, sc)
+    t = time.perf_counter()
+    for i, o in zip(range(0, n, batch), outs):
+        s = slice(i, i + batch)
+        range_posterior(cfg, sc['y'][s], sc['H'][s], codes[s], sc['noise_var'][s], o, o['K'])
+    dt_post = time.perf_counter() - t
     R = build_effective_cov(None, r_samp(sc['y'], sc['Hpinv'], codes, sc['noise_var']), **cov_kwargs(cfg, 'music'))
     t = time.perf_counter()
     for i in range(0, n, batch):
@@ -33,6 +39,7 @@ def run(preset, n, batch):
     dt_music = time.perf_counter() - t
     return dict(preset=preset, n=n, batch=batch, K_max=cfg.K_max, N=cfg.N, M=cfg.M, L=cfg.L,
                 scenes_per_s=round(n / dt, 1), music_scenes_per_s=round(n / dt_music, 1),
+                range_posterior_scenes_per_s=round(n / dt_post, 1),
                 ratio_to_music=round(dt_music / dt, 2), seconds=round(dt, 2),
                 share={k: round(v / dt, 3) for k, v in timers.items()}, peak_rss_mb=peak_rss_mb(),
                 K_acc=round(m['K_acc'], 4), success=round(m['success'], 4))

@@ -9,14 +9,15 @@ from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 import numpy as np
 import torch
+import torch.nn.functional as F
 from .core import Config, steering, positions, direction, search_box, source_mask
 from .data import ShardDataset, read_manifest, read_config, write_derived, has_derived, derived_dir
 
 # %% auto #0
 __all__ = ['CML_OSR', 'CML_FIELDS', 'CML_VERSION', 'cml_grid', 'n_cells_default', 'steering_derivs', 'snapshot_manifold',
            'grid_manifold', 'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle', 'glrt_threshold', 'order_select',
-           'stop_threshold', 'sml_refine', 'coded_ml_localize', 'cml_cov', 'cml_refine', 'cache_coded_ml',
-           'coded_ml_cli']
+           'stop_threshold', 'sml_refine', 'coded_ml_localize', 'cml_cov', 'cml_refine', 'profile_cost',
+           'range_posterior', 'cache_coded_ml', 'coded_ml_cli']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
 @functools.lru_cache(maxsize=8)
@@ -555,6 +556,57 @@ def cml_refine(cfg, y, H, codes, est, K, iters=10):
     keep = lambda x: torch.where(mask, x, zero).float()
     out = dict(phi=keep(P[..., 0]), theta=keep(P[..., 1]), r=keep(1 / P[..., 2]), power=keep(power))
     return dict(out, mask=mask, K=K, J=J)
+
+# %% ../nbs/02c_coded_ml.ipynb #cml00046
+def profile_cost(cfg, p, j, pts, y, H, codes):
+    """CML cost J (n, G) with source j's 1/r set to each of pts (n, G) and the other sources at p (n, k, 3), amplitudes
+    profiled: the energy left after projecting out the others, minus the matched-filter gain of the moved source."""
+    n, G = pts.shape
+    q = p[:, j : j + 1].expand(n, G, 3).clone()
+    q[..., 2] = pts
+    Zg = snapshot_manifold(cfg, q, H, codes)                                           # (n, L, M, G)
+    yr, nrm = y, (Zg.real ** 2 + Zg.imag ** 2).sum(-2)                                 # (n, L, M), (n, L, G)
+    if p.shape[1] > 1:
+        Zo = snapshot_manifold(cfg, torch.cat([p[:, :j], p[:, j + 1 :]], 1), H, codes)  # (n, L, M, k-1)
+        Gi = _chol_inv(Zo.mH @ Zo)                                                     # (n, L, k-1, k-1)
+        yr = y - (Zo @ (Gi @ (Zo.mH @ y[..., None])))[..., 0]
+        W = Zo.mH @ Zg                                                                 # (n, L, k-1, G)
+        nrm = nrm - (W.conj() * (Gi @ W)).real.sum(-2)
+    g = (Zg.conj() * yr[..., None]).sum(-2)                                            # (n, L, G)
+    J0 = (yr.real ** 2 + yr.imag ** 2).sum((-2, -1))
+    return J0[:, None] - ((g.real ** 2 + g.imag ** 2) / nrm.clamp_min(1e-30)).sum(1)
+
+@torch.no_grad()
+def range_posterior(cfg, y, H, codes, noise_var, est, K, grid=64):
+    """Posterior mean and standard deviation (B, K_max) of each source's range under the uniform-r prior, from the CML
+    likelihood exp(-J/sigma^2) along 1/r, the other parameters at `est` (phi, theta, r), the amplitudes profiled."""
+    dev = y.device
+    y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
+    K = torch.as_tensor(K, device=dev).long()
+    B, Km = est['phi'].shape
+    if K.shape != (B,): raise ValueError(f"range_posterior: K has shape {tuple(K.shape)}, expected ({B},)")
+    nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).expand(B)
+    lo, hi = search_box(cfg, device=dev)
+    p0 = torch.stack([est['phi'], est['theta'], 1 / est['r'].clamp_min(1e-3)], -1).double().to(dev)
+    p0 = torch.minimum(torch.maximum(p0, lo), hi)
+    rho = torch.linspace(float(lo[2]), float(hi[2]), grid, dtype=torch.float64, device=dev)
+    near = (rho[1] - rho[0]) * torch.tensor([-0.75, -0.5, -0.25, -0.125, 0.125, 0.25, 0.5, 0.75], device=dev)
+    mean, std = est['r'].double().to(dev).clone(), torch.zeros(B, Km, dtype=torch.float64, device=dev)
+    for k in range(1, Km + 1):
+        idx = (K == k).nonzero()[:, 0]
+        for j in range(k if idx.numel() else 0):
+            pj = p0[idx, j, 2:3]
+            pts = torch.cat([rho.expand(len(idx), grid), pj, (pj + near).clamp(float(lo[2]), float(hi[2]))], -1)
+            pts = pts.sort(-1).values                                                  # (n, G) points in 1/r
+            J = profile_cost(cfg, p0[idx, :k], j, pts, y[idx], H[idx], codes[idx])
+            d = torch.diff(pts, dim=-1)
+            cell = (F.pad(d, (1, 0)) + F.pad(d, (0, 1))) / 2                          # trapezoid weights
+            logw = -(J - J.amin(-1, keepdim=True)) / nv[idx, None] - 2 * torch.log(pts) + torch.log(cell)
+            w = torch.softmax(torch.where(cell > 0, logw, -math.inf), -1)
+            m1, m2 = (w / pts).sum(-1), (w / pts ** 2).sum(-1)
+            mean[idx, j], std[idx, j] = m1, (m2 - m1 ** 2).clamp_min(0).sqrt()
+    mask = source_mask(K, Km)
+    return dict(r=torch.where(mask, mean, 0.0).float(), r_std=torch.where(mask, std, 0.0).float())
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00037
 CML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',

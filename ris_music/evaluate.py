@@ -14,7 +14,7 @@ from .core import Config, atomic_write_text
 from .data import ShardDataset, true_cov, loader, to_device, manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
-from .coded_ml import coded_ml_localize
+from .coded_ml import coded_ml_localize, range_posterior
 from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scene_snr, confusion, METHOD_STYLE
 from .model import decide_k, music_cov, infer, localize, with_coded_ml
 
@@ -55,7 +55,7 @@ def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
     return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['score']))
 
 # %% ../nbs/07_eval.ipynb #52c8df43
-CLASSICAL = ('coded_ml', 'coded_ml_trueK', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR')
+CLASSICAL = ('coded_ml', 'coded_ml_post', 'coded_ml_trueK', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR')
 FIELDS = ('K', 'phi', 'theta', 'r', 'mask')
 
 def estimate(method, cfg, batch, model=None, k_conf_thresh=None, beta=None):
@@ -63,9 +63,11 @@ def estimate(method, cfg, batch, model=None, k_conf_thresh=None, beta=None):
     K_true = batch['K']
     if method == 'hybrid':
         e = infer(model, batch, k_conf_thresh, beta)
-    elif method in ('coded_ml', 'coded_ml_trueK'):
+    elif method in ('coded_ml', 'coded_ml_post', 'coded_ml_trueK'):
         K = K_true if method == 'coded_ml_trueK' else None
-        e = coded_ml_localize(cfg, batch['y'], batch['H'], batch['codes'], batch['noise_var'], K=K)
+        args = batch['y'], batch['H'], batch['codes'], batch['noise_var']
+        e = coded_ml_localize(cfg, *args, K=K)
+        if method == 'coded_ml_post': e.update(range_posterior(cfg, *args, e, e['K']))
     elif method in ('music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR'):
         Rin = true_cov(cfg, batch) if method == 'music_trueR' else batch['R_samp']
         R = build_effective_cov(None, Rin, **cov_kwargs(cfg, 'music')).cpu()
@@ -216,7 +218,7 @@ def confusion_figure(results, methods):
 
 def k_methods(results):
     "The methods that estimate K themselves (their confusion matrices are worth a look)."
-    return [m for m in results['test'] if not m.endswith('trueK') and m != 'music_trueR']
+    return [m for m in results['test'] if not m.endswith('trueK') and m not in ('music_trueR', 'coded_ml_post')]
 
 def spectra_figure(model, batch, k_conf_thresh, beta):
     "MUSIC spectra (max over range) of the hybrid's R_eff and of R_samp for the scenes of a small batch, truth as x."

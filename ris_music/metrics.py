@@ -132,6 +132,7 @@ def confusion(cfg, K_true, K_est):
 METHOD_STYLE = {  # label, colour, marker: one per method in every figure
     'hybrid': ('learned hybrid', '#1f77b4', 'circle'),
     'coded_ml': ('coded-ML, criterion K', '#2ca02c', 'diamond'),
+    'coded_ml_post': ('coded-ML + posterior-mean range', '#17becf', 'diamond-wide'),
     'coded_ml_trueK': ('coded-ML, true K', '#98df8a', 'diamond-open'),
     'music_rsamp_mdl': ('MUSIC, R_samp, MDL K', '#ff7f0e', 'square'),
     'music_rsamp_trueK': ('MUSIC, R_samp, true K', '#ffbb78', 'square-open'),

@@ -14,7 +14,8 @@ from .core import Config, load_preset, steering, search_box, to_box, from_box, s
 from .data import backproject
 from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
-from .coded_ml import coded_ml_localize, cml_cov, cml_refine, glrt_threshold, n_cells_default, CML_FIELDS
+from .coded_ml import coded_ml_localize, cml_cov, cml_refine, range_posterior, glrt_threshold
+from .coded_ml import n_cells_default, CML_FIELDS
 
 # %% auto #0
 __all__ = ['snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates', 'cml_fit', 'cml_batch_cov',
@@ -158,22 +159,27 @@ def music_cov(model, out, batch, beta=None, K=None):
     R_cml = cml_batch_cov(model.cfg, batch, K)
     return build_effective_cov(out['R_pred'], R_cml, **cov_kwargs(model.cfg, 'music', beta))
 
-def localize(cfg, R, K, batch):
+def localize(cfg, R, K, batch, range_post=True):
     """Positions of K sources per scene (CPU): RAP-MUSIC on R_eff polished by variable projection on the snapshots, or
-    the cached coded-ML fit of order K where its cost J is lower (a better maximum of the same likelihood)."""
+    the cached coded-ML fit of order K where its cost J is lower (a better maximum of the same likelihood); then, with
+    `range_post`, each range replaced by its posterior mean (02c `range_posterior`)."""
     K = K.cpu().long()
     y, H, codes = (batch[k].cpu() for k in ('y', 'H', 'codes'))
     best = cml_refine(cfg, y, H, codes, music_localize(cfg, R.cpu(), K, Kmax=cfg.K_max), K, iters=cfg.newton_iter)
     fit = cml_fit({k: v.cpu() for k, v in batch.items() if k.startswith('coded_ml_order_')}, K)
     fit['J'] = cml_refine(cfg, y, H, codes, fit, K, iters=0)['J']           # its actual cost (no step taken)
     use = fit['J'] < best['J']
-    return {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
+    est = {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
+    if range_post:
+        est.update(range_posterior(cfg, y, H, codes, batch['noise_var'].cpu(), est, K))
+    return est
 
 @torch.no_grad()
-def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None):
+def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None, range_post=True):
     """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff.
 
-    `out`: the model's eval-mode output for this batch and beta, if the caller has it already."""
+    `out`: the model's eval-mode output for this batch and beta, if the caller has it already; `range_post`: end with
+    the posterior-mean ranges (02c)."""
     cfg = model.cfg
     with_coded_ml(cfg, batch)
     if out is None:
@@ -186,7 +192,7 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None):
     K, use_head = decide_k(prob, batch['coded_ml_K'], thr)
     R = music_cov(model, out, batch, beta, K)
     res = dict(K=K, k_prob=prob, k_from_head=use_head, R_eff=R, aux={k: out[k] for k in ('phi', 'theta', 'r')})
-    if music: res.update(localize(cfg, R, K, batch))
+    if music: res.update(localize(cfg, R, K, batch, range_post))
     return res
 
 def load_checkpoint(path, device='cpu'):
