@@ -4,16 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #b937d896
 from __future__ import annotations
-import os, json, math, difflib, warnings, dataclasses
+import os, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'Config', 'read_json', 'check_keys', 'load_preset', 'positions',
-           'as_tensor', 'direction', 'steering', 'source_mask', 'search_box', 'to_box', 'from_box', 'quantize_phase',
-           'dft_codebook', 'make_codebook', 'budget', 'report']
+__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'FolderLocked', 'dir_lock', 'Config', 'read_json', 'check_keys',
+           'load_preset', 'positions', 'as_tensor', 'direction', 'steering', 'source_mask', 'search_box', 'to_box',
+           'from_box', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -31,6 +31,34 @@ def atomic_write(path, write):
 def atomic_write_text(path, text):
     "Write `text` to `path` atomically."
     return atomic_write(path, lambda t: t.write_text(text))
+
+# %% ../nbs/00_core.ipynb #lock0002
+class FolderLocked(RuntimeError):
+    "Another process is writing to this folder."
+
+
+@contextlib.contextmanager
+def dir_lock(path, what='writing'):
+    "Hold an exclusive lock on folder `path` (created if missing) for the block; FolderLocked if another has it."
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    f = open(path / '.lock', 'a+')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        who = f.read().strip() or 'another process'
+        f.close()
+        raise FolderLocked(f"{path} is in use ({who}); wait for that run to finish or use another folder") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{what}: pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    f.flush()
+    try:
+        yield path
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 # %% ../nbs/00_core.ipynb #c7b607bd
 @dataclass(frozen=True)
@@ -277,6 +305,8 @@ def steering(cfg, phi, theta, r, dtype=torch.complex64, model='exact'):
     rdt = _REAL[dtype]
     dev = next((x.device for x in (phi, theta, r) if isinstance(x, torch.Tensor)), None)
     phi, theta, r = torch.broadcast_tensors(*(as_tensor(x, rdt, dev) for x in (phi, theta, r)))
+    if bool((r <= 0).any()):                                      # NaN passes through, as everywhere in torch
+        raise ValueError(f"steering: every range r must be > 0 m, got {r[r <= 0].flatten()[:3].tolist()}")
     p = positions(cfg, rdt, phi.device)  # (N, 3)
     up = direction(phi, theta) @ p.T  # (..., N)  u . p_n
     p2 = (p * p).sum(-1)  # (N,)

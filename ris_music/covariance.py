@@ -61,6 +61,17 @@ def build_effective_cov(
     R_pred, R_samp = (
         None if M is None else as_tensor(M) for M in (R_pred, R_samp)
     )  # numpy callers come through here too
+    for name, M in (('R_pred', R_pred), ('R_samp', R_samp)):
+        if M is None: continue
+        if M.dim() < 2 or M.shape[-1] != M.shape[-2]:
+            raise ValueError(f"build_effective_cov: {name} must be (..., N, N), got shape {tuple(M.shape)}")
+        if not bool(torch.isfinite(M).all()):
+            raise FloatingPointError(f"build_effective_cov: {name} has {int((~torch.isfinite(M)).sum())} non-finite "
+                                     "entries")
+    if R_pred is not None and R_samp is not None and R_pred.shape != R_samp.shape:
+        raise ValueError(f"build_effective_cov: R_pred {tuple(R_pred.shape)} and R_samp {tuple(R_samp.shape)} differ")
+    if not 0.0 <= float(beta) <= 1.0:
+        raise ValueError(f"build_effective_cov: beta must lie in [0, 1], got {beta}")
     parts = (
         [(1 - beta, R_pred), (beta, R_samp)]
         if R_pred is not None and R_samp is not None

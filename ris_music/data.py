@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 import warnings
 from torch.utils.data import DataLoader
 from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, read_json
-from .core import atomic_write, atomic_write_text, source_mask
+from .core import atomic_write, atomic_write_text, source_mask, dir_lock, FolderLocked
 
 # %% auto #0
 __all__ = ['GEN_VERSION', 'FIELDS', 'SPLITS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
@@ -74,7 +74,7 @@ def source_cov(cfg, snr_db, K):
 
 def true_cov(cfg, batch, dtype=torch.complex64):
     "The RIS-domain covariance R = A P^{1/2} Gamma P^{1/2} A^H (n, N, N) of a batch of scenes."
-    A = steering(cfg, batch['phi'], batch['theta'], batch['r'], dtype=dtype)  # (n, Km, N)
+    A = steering(cfg, batch['phi'], batch['theta'], batch['r'].clamp_min(1e-3), dtype=dtype)  # padded: r = 0
     S = source_cov(cfg, batch['snr_db'].to(_real(dtype)), batch['K']).to(dtype)
     return A.transpose(-1, -2) @ S @ A.conj()
 
@@ -116,7 +116,7 @@ def simulate(cfg, n, g, codebook, latent=False):
     else:
         idx = torch.randint(0, nc, (n, cfg.L), generator=g)
     H = bs_ris_channel(cfg, n, g)
-    A = steering(cfg, sc['phi'], sc['theta'], sc['r'])  # (n, Km, N)
+    A = steering(cfg, sc['phi'], sc['theta'], sc['r'].clamp_min(1e-3))  # (n, Km, N); padded slots have r = 0
     S = source_cov(cfg, sc['snr_db'].double(), sc['K'])  # (n, Km, Km)
     act = source_mask(sc['K'].long(), cfg.K_max).double()
     Lc = torch.linalg.cholesky(S + torch.diag_embed(1 - act))  # identity on absent sources
@@ -248,10 +248,29 @@ def _existing(root, cfg, split, index, n, seed):
     return rec if ok else None
 
 
+def _replaces(root, cfg, counts, shard_size, seed):
+    "What a run would replace or delete of the dataset already in root (empty list: nothing, or a resume of it)."
+    try: m = json.loads((root / 'manifest.json').read_text())
+    except (OSError, ValueError): return []
+    if not isinstance(m, dict): return []
+    diff = []
+    if m.get('config_hash') != config_hash(cfg):
+        diff.append(f"config (preset {m.get('preset')!r}, hash {str(m.get('config_hash'))[:10]} -> preset "
+                    f"{cfg.preset!r}, hash {config_hash(cfg)[:10]})")
+    if m.get('seed') != seed: diff.append(f"seed {m.get('seed')} -> {seed}")
+    if m.get('shard_size') != shard_size: diff.append(f"shard_size {m.get('shard_size')} -> {shard_size}")
+    old = m.get('counts') if isinstance(m.get('counts'), dict) else {}
+    diff += [f"n_{s} {old[s]} -> {counts[s]}" for s in SPLITS if isinstance(old.get(s), int) and counts[s] < old[s]]
+    return diff
+
+
 def generate_dataset(
-    cfg, out_dir, n_train=None, n_val=None, n_test=None, shard_size=None, workers=2, seed=0, progress=True
+    cfg, out_dir, n_train=None, n_val=None, n_test=None, shard_size=None, workers=2, seed=0, progress=True,
+    overwrite=False,
 ):
-    "Generate (or complete) a sharded dataset for `cfg` under `out_dir`; returns the manifest."
+    """Generate (or complete) a sharded dataset for `cfg` under `out_dir`; returns the manifest. The folder is locked
+    while it runs; a dataset of another config, seed or shard size, or a smaller one, is replaced only with
+    `overwrite`."""
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     counts = dict(
@@ -265,6 +284,15 @@ def generate_dataset(
     shard_size = cfg.shard_size if shard_size is None else shard_size
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"generate_dataset: shard_size must be >= 1, got {shard_size}")
+    with dir_lock(root, 'ris_generate'):
+        diff = _replaces(root, cfg, counts, shard_size, seed)
+        if diff and not overwrite:
+            raise FileExistsError(f"{root} holds another dataset ({'; '.join(diff)}): generating would replace or "
+                                  "delete its shards. Use another folder, or overwrite=True (ris_generate --overwrite)")
+        return _generate(cfg, root, counts, shard_size, workers, seed, progress)
+
+
+def _generate(cfg, root, counts, shard_size, workers, seed, progress):
     plan = _plan(counts, shard_size)
     recs = {(s, i): _existing(root, cfg, s, i, n, seed) for s, i, n in plan}
     todo = [(s, i, n) for s, i, n in plan if recs[(s, i)] is None]
@@ -614,6 +642,11 @@ def generate_cli(argv=None):
         ap.add_argument('--' + k.replace('_', '-'), dest=k, type=int)
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--overwrite', action='store_true', help='replace a dataset of another config/seed, or shrink one')
     a = ap.parse_args(argv)
-    man = generate_dataset(load_preset(a.preset), a.out, a.n_train, a.n_val, a.n_test, a.shard_size, a.workers, a.seed)
+    try:
+        man = generate_dataset(load_preset(a.preset), a.out, a.n_train, a.n_val, a.n_test, a.shard_size, a.workers,
+                               a.seed, overwrite=a.overwrite)
+    except (FileExistsError, FolderLocked) as e:
+        sys.exit(f'ris_generate: {e}')
     print(json.dumps(dict(out=a.out, counts=man['counts'], generated=man['generated'])))

@@ -181,7 +181,12 @@ def run_hpo(
         sampler=optuna.samplers.TPESampler(seed=seed + 1000 * worker, n_startup_trials=5),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
-    study.set_user_attr('data_manifest', manifest_hash(data_dir))
+    now, was = manifest_hash(data_dir), study.user_attrs.get('data_manifest')
+    if was is not None and was != now:
+        where = redact(storage) if storage else f'{out}/hpo.db'
+        raise ValueError(f"study {study_name!r} in {where} was run on another dataset (manifest {str(was)[:12]}..., "
+                         f"{data_dir} now {now[:12]}...); use another study_name or out_dir for a fresh study")
+    study.set_user_attr('data_manifest', now)
     redo = recover_stale(study, stale_after)
     if redo and progress:
         print(f're-enqueued trials {redo} whose worker is gone', file=sys.stderr)
@@ -209,8 +214,9 @@ def run_hpo(
 
     t0 = time.time()
     count = lambda *s: len(study.get_trials(deepcopy=False, states=s))
-    while count(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) < trials and count(TrialState.FAIL) < max(
-        trials, 3
+    failed0 = count(TrialState.FAIL)                          # the failure cap counts this run's failures only
+    while count(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) < trials and (
+        count(TrialState.FAIL) - failed0 < max(trials, 3)
     ):
         if timeout and time.time() - t0 > timeout:
             break

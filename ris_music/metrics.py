@@ -44,6 +44,12 @@ def match(cost, valid_t, valid_e):
 
 def metrics(cfg, est, truth):
     "K_acc, K_under, K_over, RMSEs (deg, deg, m) over matched pairs, success rate and composite score of a scene set."
+    B = len(truth['K'])
+    if B == 0: raise ValueError("metrics: empty batch (no scenes to score)")
+    for name, d in (('est', est), ('truth', truth)):
+        for k in ('phi', 'theta', 'r', 'K', 'mask'):
+            if k in d and len(d[k]) != B:
+                raise ValueError(f"metrics: {name}[{k!r}] has {len(d[k])} scenes, truth['K'] {B}")
     K = truth['K'].long()
     K_hat = est['K'].long() if 'K' in est else est['mask'].sum(-1)
     Km = max(truth['phi'].shape[-1], est['phi'].shape[-1])

@@ -4,14 +4,15 @@
 
 # %% ../nbs/03_model.ipynb #28a61c85
 from __future__ import annotations
-import math
+import math, json
 from pathlib import Path
 import torch
 from torch import nn
 from torch.profiler import record_function
 import torch.nn.functional as F
 from .core import Config, load_preset, steering, search_box, to_box, from_box, source_mask
-from .data import backproject
+from .core import atomic_write, atomic_write_text
+from .data import backproject, sha256
 from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
 from .coded_ml import coded_ml_localize, cml_cov, cml_refine, range_posterior, glrt_threshold
@@ -19,7 +20,8 @@ from .coded_ml import n_cells_default, CML_FIELDS
 
 # %% auto #0
 __all__ = ['snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates', 'cml_fit', 'cml_batch_cov',
-           'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'load_checkpoint', 'load_model']
+           'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'save_checkpoint', 'load_checkpoint',
+           'load_model']
 
 # %% ../nbs/03_model.ipynb #1a06d31d
 def snr_estimate(y, noise_var, N):
@@ -195,10 +197,36 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None, ran
     if music: res.update(localize(cfg, R, K, batch, range_post))
     return res
 
+def _stamp(p):
+    st = Path(p).stat()
+    return dict(size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+def save_checkpoint(path, state, keep_prev=False):
+    """Write a checkpoint atomically, with its checksum in `<path>.sha256`; with `keep_prev` the file it replaces is
+    kept as `<path>.prev` (what a resume falls back to when the newer one is found corrupt)."""
+    path = Path(path)
+    side = lambda p: p.with_name(p.name + '.sha256')
+    def write(tmp):
+        torch.save(state, tmp)
+        if keep_prev and path.exists():
+            prev = path.with_name(path.name + '.prev')
+            path.replace(prev)
+            if side(path).exists(): side(path).replace(side(prev))
+    atomic_write(path, write)
+    atomic_write_text(side(path), json.dumps(dict(sha256=sha256(path), **_stamp(path))))
+    return path
+
 def load_checkpoint(path, device='cpu'):
-    "A checkpoint dict; a missing, truncated or corrupt file is an error that names the path."
+    """A checkpoint dict; a missing, truncated or corrupt file (also one whose bytes no longer match the checksum
+    written with it) is an error that names the path."""
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"checkpoint {p} does not exist")
+    side = p.with_name(p.name + '.sha256')
+    try: rec = json.loads(side.read_text()) if side.exists() else None
+    except ValueError: rec = None
+    if rec and {k: rec.get(k) for k in ('size', 'mtime_ns')} == _stamp(p) and rec.get('sha256') != sha256(p):
+        raise ValueError(f"{p}: checksum mismatch (recorded {str(rec.get('sha256'))[:12]}..., now "
+                         f"{sha256(p)[:12]}...): the file is corrupt")
     try: ck = torch.load(p, map_location=device, weights_only=False)
     except Exception as e:
         raise ValueError(f"{p}: cannot read the checkpoint ({type(e).__name__}); "

@@ -187,6 +187,18 @@ def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None
     R = as_tensor(R)
     K = as_tensor(K, torch.long, R.device)
     if R.dim() == 2: R, K = R[None], K.reshape(1)
+    if R.dim() != 3 or R.shape[-1] != R.shape[-2]:
+        raise ValueError(f"music_localize: R must be (B, N, N), got shape {tuple(R.shape)}")
+    if K.shape != R.shape[:1]:
+        raise ValueError(f"music_localize: K has shape {tuple(K.shape)}, expected ({R.shape[0]},)")
+    if not bool(torch.isfinite(R).all()):
+        raise ValueError(f"music_localize: R has {int((~torch.isfinite(R)).sum())} non-finite entries")
+    N = R.shape[-1]
+    if len(K) and not (1 <= int(K.min()) and int(K.max()) < N):
+        raise ValueError(f"music_localize: every K must lie in [1, N - 1 = {N - 1}], "
+                         f"got {int(K.min())}..{int(K.max())}")
+    if Kmax is not None and len(K) and int(K.max()) > Kmax:
+        raise ValueError(f"music_localize: K = {int(K.max())} exceeds Kmax = {Kmax}")
     Kmax = Kmax or max(int(K.max()), 1)
     iters = cfg.newton_iter if newton_iter is None else newton_iter
     lr = cfg.newton_lr if newton_lr is None else newton_lr

@@ -11,11 +11,11 @@ import torch
 from torch.profiler import record_function
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import Config, load_preset, atomic_write, atomic_write_text, check_keys, read_json
+from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
 from .metrics import metrics
-from .model import RisNet, infer, load_checkpoint
+from .model import RisNet, infer, load_checkpoint, save_checkpoint
 from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 
@@ -86,13 +86,16 @@ class Trainer:
 
     def step(self, b):
         "One optimisation step on a batch; returns the loss terms. Stages are labelled for `torch.profiler`."
-        with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model(b)
-        with record_function('loss'):
-            t = loss_terms(self.cfg, out, b)
+        stop = f"on samples {b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved"
+        try:
+            with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
+                out = self.model(b)
+            with record_function('loss'):
+                t = loss_terms(self.cfg, out, b)
+        except FloatingPointError as e:
+            raise FloatingPointError(f"{e} {stop}") from None
         if not torch.isfinite(t['total']):
-            raise FloatingPointError(f"non-finite training loss {t['total'].item()} on samples "
-                                     f"{b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved")
+            raise FloatingPointError(f"non-finite training loss {t['total'].item()} {stop}")
         self.opt.zero_grad(set_to_none=True)
         with record_function('backward'):
             t['total'].backward()
@@ -131,8 +134,8 @@ def validate(self: Trainer, k_conf_thresh=None, beta=None):
 # %% ../nbs/05_train.ipynb #fit00002
 @patch
 def _save(self: Trainer, name, state):
-    "Write a checkpoint atomically to out_dir/name."
-    atomic_write(self.out / name, lambda tmp: torch.save(state, tmp))
+    "Write a checkpoint atomically to out_dir/name with its checksum (last.pt keeps the one it replaces: last.pt.prev)."
+    save_checkpoint(self.out / name, state, keep_prev=name == 'last.pt')
 
 
 @patch
@@ -141,12 +144,26 @@ def resume(self: Trainer, epochs):
     self.sched = self._schedule(epochs)
     state = dict(epoch=0, best=float('inf'), bad=0, log=[])
     last = self.out / 'last.pt'
-    if not (self.resume_ok and last.exists()):
+    found = [p for p in (last, self.out / 'last.pt.prev') if p.exists()]
+    if not (self.resume_ok and found):
         return state
-    ck = load_checkpoint(last, self.device)
+    ck, bad, stamp = None, [], int(time.time())
+    for p in found:                                         # the newest readable checkpoint, with its checksum right
+        try:
+            ck = load_checkpoint(p, self.device)
+            break
+        except ValueError as e:
+            bad.append(p)
+            warnings.warn(f"{e}; set aside as {p.name}.corrupt-{stamp}"
+                          + (", resuming from the previous checkpoint" if p == last and len(found) > 1 else ''))
+    for p in bad: p.replace(p.with_name(f'{p.name}.corrupt-{stamp}'))
+    if ck is None:
+        raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
+                         "corrupt, set aside); rerun with resume=False or another out_dir to start afresh")
     if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
         stamp = int(time.time())
-        kept = [f.name for f in (last, self.out / 'best.pt', self.out / 'log.jsonl') if f.exists()]
+        kept = [f.name for f in (last, self.out / 'last.pt.prev', self.out / 'best.pt', self.out / 'log.jsonl')
+                if f.exists()]
         for name in kept: (self.out / name).replace(self.out / f'{name}.stale-{stamp}')   # another run's results
         warnings.warn(f"{last} was written for another config or epoch count; moved {', '.join(kept)} aside "
                       f"(suffix .stale-{stamp}), training from scratch")
@@ -237,18 +254,20 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
 
 @patch
 def fit(self: Trainer, epochs, patience=None, callbacks=()):
-    """Train for `epochs` (resuming from last.pt when it is this run's); returns the best objective.
+    """Train for `epochs` (resuming from last.pt when it is this run's); returns the best objective. The out_dir is
+    locked while it runs: a second `fit` into it fails with `FolderLocked`.
 
     The objective is the validation score (VAL_PRIMARY 'k_loc') or loss. Each callback is called as
     `cb(trainer, record)` after every epoch."""
     patience = patience or self.cfg.early_stop_patience
-    state = self.resume(epochs)
-    for epoch in range(state['epoch'], epochs):
-        if state['bad'] >= patience:
-            break
-        t0 = time.time()
-        train = self.train_epoch(epoch, epochs)
-        rec = self.end_epoch(epoch, epochs, train, state, t0)
-        for cb in callbacks:
-            cb(self, rec)
+    with dir_lock(self.out, 'training'):                    # one writer per out_dir
+        state = self.resume(epochs)
+        for epoch in range(state['epoch'], epochs):
+            if state['bad'] >= patience:
+                break
+            t0 = time.time()
+            train = self.train_epoch(epoch, epochs)
+            rec = self.end_epoch(epoch, epochs, train, state, t0)
+            for cb in callbacks:
+                cb(self, rec)
     return state['best']

@@ -159,11 +159,11 @@ def test_nonfinite_inputs_and_loss(tiny_dataset, tmp_path):
     tr.resume(1)
     b = next(tr.batches('train', 0))
     b['y'] = b['y'] * float('nan')
-    with pytest.raises(FloatingPointError, match='non-finite training loss'): tr.step(b)
+    with pytest.raises(FloatingPointError, match=r'non-finite.*stopped before the optimiser step'): tr.step(b)
 
 
 def test_truncated_checkpoints(tiny_dataset, tmp_path):
-    "A truncated best.pt is noticed on resume (set aside, rewritten); a truncated last.pt is an error naming it."
+    "A truncated best.pt is set aside on resume and rewritten; a truncated last.pt falls back to last.pt.prev."
     import warnings
     from ris_music import Trainer, load_model
     data = tmp_path / 'd'
@@ -180,7 +180,55 @@ def test_truncated_checkpoints(tiny_dataset, tmp_path):
         Trainer(data, tmp_path / 'o', **kw).fit(3)
     assert any('best.pt: cannot read the checkpoint' in str(x.message) for x in w)
     load_model(best)                                                   # rewritten by the resumed run
+    # a truncated last.pt: set aside with a warning that names it, and the run resumes from last.pt.prev
     last = tmp_path / 'o' / 'last.pt'
     last.write_bytes(last.read_bytes()[:500])
-    with pytest.raises(ValueError, match=f"{last}: cannot read the checkpoint"):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        state = Trainer(data, tmp_path / 'o', **kw).resume(3)
+    assert any(f'{last}: cannot read the checkpoint' in str(x.message) and 'previous checkpoint' in str(x.message)
+               for x in w)
+    assert state['epoch'] == 2 and list((tmp_path / 'o').glob('last.pt.corrupt-*'))
+    # both unreadable: an error that names them and says how to start afresh
+    prev = tmp_path / 'o' / 'last.pt.prev'
+    prev.write_bytes(prev.read_bytes()[:500])
+    with pytest.raises(ValueError, match=r"no readable checkpoint to resume from \(last.pt.prev corrupt"):
         Trainer(data, tmp_path / 'o', **kw).fit(3)
+
+
+def test_shapes_and_values_of_public_functions():
+    "Case 10: shape and value errors name the function, the argument and the value, before torch fails inside."
+    import torch
+    from ris_music import load_preset, steering, build_effective_cov, metrics, music_localize
+    cfg = load_preset('tiny')
+    N = cfg.N
+    est = dict(K=torch.tensor([1, 2]), phi=torch.zeros(2, 3), theta=torch.zeros(2, 3), r=torch.ones(2, 3))
+    truth = dict(K=torch.tensor([1, 2, 1]), phi=torch.zeros(3, 3), theta=torch.zeros(3, 3), r=torch.ones(3, 3))
+    with pytest.raises(ValueError, match=r"metrics: est\['phi'\] has 2 scenes, truth\['K'\] 3"):
+        metrics(cfg, est, truth)
+    empty = {k: v[:0] for k, v in truth.items()}
+    with pytest.raises(ValueError, match='metrics: empty batch'):
+        metrics(cfg, empty, empty)
+    eye = torch.eye(N, dtype=torch.complex64)[None]
+    with pytest.raises(ValueError, match=r'R_samp must be \(\.\.\., N, N\), got shape \(1, 36, 35\)'):
+        build_effective_cov(None, eye[..., :-1])
+    nan = eye.clone()
+    nan[0, 1, 1] = float('nan')
+    with pytest.raises(FloatingPointError, match='R_samp has 1 non-finite entries'):
+        build_effective_cov(None, nan)
+    with pytest.raises(ValueError, match=r'beta must lie in \[0, 1\], got 2'):
+        build_effective_cov(eye, eye, beta=2)
+    with pytest.raises(ValueError, match=r'R_pred \(1, 36, 36\) and R_samp \(2, 36, 36\) differ'):
+        build_effective_cov(eye, eye.expand(2, N, N))
+    for K, msg in ((N, rf'every K must lie in \[1, N - 1 = {N - 1}\], got {N}'), (0, r'got 0\.\.0')):
+        with pytest.raises(ValueError, match=msg):
+            music_localize(cfg, eye, torch.tensor([K]))
+    with pytest.raises(ValueError, match=r'K = 5 exceeds Kmax = 3'):
+        music_localize(cfg, eye, torch.tensor([5]), Kmax=3)
+    with pytest.raises(ValueError, match='music_localize: R has 1 non-finite entries'):
+        music_localize(cfg, nan, torch.tensor([1]))
+    with pytest.raises(ValueError, match=r'K has shape \(2,\), expected \(1,\)'):
+        music_localize(cfg, eye, torch.tensor([1, 1]))
+    for r in (0.0, -1.0):
+        with pytest.raises(ValueError, match='steering: every range r must be > 0 m'):
+            steering(cfg, torch.zeros(2), torch.zeros(2), torch.tensor([1.0, r]))
