@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := runs/demo
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test demo lab bench clean-demo style docs-outputs
+.PHONY: setup test demo lab bench clean-demo style docs-outputs train-ddp
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,12 @@ demo: setup
 	    -p ckpt ../$(DEMO)/train/best.pt -p data_dir ../data/tiny -p out_dir ../$(DEMO) -p train_if_missing False
 	@echo "demo done: executed notebooks in $(DEMO)/, report $(DEMO)/report.html, results $(DEMO)/results.json"
 
+NPROC ?= 2
+train-ddp: setup   # the demo's training on NPROC processes with torchrun (gloo on CPU, NCCL on CUDA); resumes
+	$(BIN)/ris_generate --preset tiny --out data/tiny --n-train 2000 --n-val 500 --n-test 500 --shard-size 500 --workers 2
+	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) $(BIN)/ris_train --data-dir data/tiny \
+	    --out-dir $(DEMO)/train_ddp --epochs 20 $$(test -f $(DEMO)/hpo/best.json && echo --params-json $(DEMO)/hpo/best.json)
+
 lab: setup
 	$(BIN)/pip install -q -c constraints.txt jupyterlab   # pinned in constraints.txt
 	$(BIN)/jupyter lab --notebook-dir nbs
@@ -55,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/bench_generate.py --preset seed --n 20000
 	$(BIN)/python bench/bench_music.py --preset seed --batch 64
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_ddp.py
 
 clean-demo:
 	rm -rf $(DEMO) data/tiny

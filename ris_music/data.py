@@ -528,10 +528,15 @@ def _identity(b):
     return b
 
 
-def loader(ds, idx, batch_size, workers=0, pin=False):
-    "A DataLoader over the samples `idx` of ds in that order, fetching whole batches with ds.__getitems__."
+def loader(ds, idx, batch_size, workers=0, pin=False, rank=0, world=1, deal=False):
+    """A DataLoader over the samples `idx` of ds in that order, fetching whole batches with ds.__getitems__. With
+    `world` > 1, the share of process `rank`: each batch split in `world` near-equal parts (the global batch of a DDP
+    step; a batch smaller than `world` is dropped), or with `deal` whole batches dealt round-robin (evaluation)."""
     idx = np.asarray(idx)
-    batches = [idx[i : i + batch_size].tolist() for i in range(0, len(idx), batch_size)]
+    batches = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    if world > 1:
+        batches = batches[rank::world] if deal else [np.array_split(b, world)[rank] for b in batches if len(b) >= world]
+    batches = [b.tolist() for b in batches]
     return DataLoader(ds, batch_sampler=batches, collate_fn=_identity, num_workers=workers, pin_memory=pin)
 
 

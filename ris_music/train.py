@@ -4,10 +4,12 @@
 
 # %% ../nbs/05_train.ipynb #93e2b5e8
 from __future__ import annotations
-import json, math, sys, time, warnings
+import os, json, math, sys, time, argparse, warnings, contextlib, subprocess
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 from fastcore.basics import patch
 from tqdm.auto import tqdm
@@ -20,13 +22,33 @@ from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 
 # %% auto #0
-__all__ = ['load_params', 'Trainer']
+__all__ = ['load_params', 'dist_env', 'init_dist', 'Trainer', 'train_cli', 'launch_ddp']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
     "Hyperparameters from a JSON file: an HPO best.json (its 'params') or a plain dict; unknown names are an error."
     d = read_json(path, 'params file')
     return dict(check_keys(d.get('params', d), f'params file {path}'))
+
+# %% ../nbs/05_train.ipynb #ddp00002
+def dist_env():
+    "(rank, world size, local rank) of this process as torchrun set them; (0, 1, 0) without torchrun."
+    get = lambda k, d: int(os.environ.get(k, d))
+    return get('RANK', 0), get('WORLD_SIZE', 1), get('LOCAL_RANK', 0)
+
+
+def init_dist(device='cpu'):
+    "Join torchrun's process group (NCCL on CUDA, gloo on CPU) if there is one; returns (rank, world, device)."
+    rank, world, local = dist_env()
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(device)
+    if device.type == 'cuda' and world > 1:
+        device = torch.device('cuda', local)
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return rank, world, device
 
 # %% ../nbs/05_train.ipynb #8b76c37b
 class Trainer:
@@ -45,21 +67,24 @@ class Trainer:
         workers=0,
         progress=True,
         resume=True,
+        reshard=False,
     ):
         cfg = (cfg or read_config(data_dir)).replace(**(params or {}))
         check_data(cfg, ShardDataset(data_dir, 'train', with_rsamp=False))
-        cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress)      # once per dataset and order rule
+        self.rank, self.world, self.device = init_dist(device)
+        progress = progress and self.rank == 0
+        self._on_main(lambda: cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress))   # once per dataset
         self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
-        if device == 'auto':
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        self.device = torch.device(device)
+        self.reshard, self.samples_per_s = reshard, 0.0
         self.n_train = n_samples(len(self.train_ds), n_train, f'{data_dir} train split')
         self.n_val = n_samples(len(self.val_ds), n_val, f'{data_dir} val split')
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
         self.model = RisNet(cfg).to(self.device)
+        gpu = [self.device] if self.device.type == 'cuda' else None
+        self.net = self.model if self.world == 1 else DDP(self.model, gpu)    # gradients averaged over processes
         decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
         rest = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
         groups = [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=rest, weight_decay=0.0)]
@@ -70,13 +95,27 @@ class Trainer:
         "Batches of the train split (shuffled by (seed, epoch)) or of the val split (in order), on the device."
         ds, n = (self.train_ds, self.n_train) if split == 'train' else (self.val_ds, self.n_val)
         idx = np.arange(n) if epoch is None else np.random.default_rng([self.seed, epoch]).permutation(len(ds))[:n]
-        it = iter(loader(ds, idx, self.cfg.batch_size, self.workers, self.device.type == 'cuda'))
+        it = iter(loader(ds, idx, self.cfg.batch_size, self.workers, self.device.type == 'cuda', self.rank, self.world,
+                         deal=split != 'train'))
         while True:
             with record_function('data'):
                 b = next(it, None)
                 if b is not None: b = to_device(b, self.device)
             if b is None: return
             yield b
+
+    def _on_main(self, fn):
+        "fn() on rank 0; its result, or its exception, on every rank."
+        if self.world == 1:
+            return fn()
+        box = [None]
+        if self.rank == 0:
+            try: box = [(True, fn())]
+            except Exception as e: box = [(False, e)]
+        dist.broadcast_object_list(box, src=0)
+        ok, val = box[0]
+        if not ok: raise val
+        return val
 
     def _schedule(self, epochs):
         steps = epochs * math.ceil(self.n_train / self.cfg.batch_size)
@@ -89,7 +128,7 @@ class Trainer:
         stop = f"on samples {b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved"
         try:
             with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
-                out = self.model(b)
+                out = self.net(b)
             with record_function('loss'):
                 t = loss_terms(self.cfg, out, b)
         except FloatingPointError as e:
@@ -98,12 +137,20 @@ class Trainer:
             raise FloatingPointError(f"non-finite training loss {t['total'].item()} {stop}")
         self.opt.zero_grad(set_to_none=True)
         with record_function('backward'):
-            t['total'].backward()
+            (t['total'] * self._share(len(b['K']))).backward()
         with record_function('optimizer'):
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.opt.step()
             self.sched.step()
         return {k: v.item() for k, v in t.items()}
+
+    def _share(self, n):
+        "W n_r / n: the factor that makes DDP's gradient average the mean over the global batch."
+        if self.world == 1:
+            return 1.0
+        tot = torch.tensor([n], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tot)
+        return self.world * n / tot.item()
 
 # %% ../nbs/05_train.ipynb #val00002
 @patch
@@ -124,6 +171,13 @@ def validate(self: Trainer, k_conf_thresh=None, beta=None):
         refs['sub_err_eff'].append(subspace_error(r['R_eff'], Rt, b['K']).cpu())
         refs['sub_err_samp'].append(subspace_error(Rs, Rt, b['K']).cpu())
         refs['K_acc_mdl_samp'].append((count_sources(cfg, Rs) == b['K']).float().cpu())
+    if self.world > 1:                                      # every rank: all batches, in the one-process order
+        parts = [None] * self.world
+        dist.all_gather_object(parts, (ests, truth, refs, sums))
+        order = lambda i: [p[i][j] for j in range(len(parts[0][i])) for p in parts if j < len(p[i])]
+        ests, truth = order(0), order(1)
+        refs = {k: [p[2][k][j] for j in range(len(parts[0][2][k])) for p in parts if j < len(p[2][k])] for k in refs}
+        sums = {k: sum(p[3].get(k, 0.0) for p in parts) for k in parts[0][3]}
     cat = lambda parts: {k: torch.cat([d[k] for d in parts]) for k in parts[0]}
     m = metrics(cfg, cat(ests), cat(truth))
     m.update({f'loss_{k}': v / self.n_val for k, v in sums.items()})
@@ -139,18 +193,17 @@ def _save(self: Trainer, name, state):
 
 
 @patch
-def resume(self: Trainer, epochs):
-    "The state (epoch, best, bad, log) of this run: restored from last.pt when it is this run's, else fresh."
-    self.sched = self._schedule(epochs)
-    state = dict(epoch=0, best=float('inf'), bad=0, log=[])
+def _resume_file(self: Trainer, epochs):
+    """Rank 0: the checkpoint a resume starts from and whether best.pt is unreadable, or None to start afresh (another
+    run's files are set aside, a corrupt last.pt gives way to last.pt.prev)."""
     last = self.out / 'last.pt'
     found = [p for p in (last, self.out / 'last.pt.prev') if p.exists()]
     if not (self.resume_ok and found):
-        return state
+        return None
     ck, bad, stamp = None, [], int(time.time())
     for p in found:                                         # the newest readable checkpoint, with its checksum right
         try:
-            ck = load_checkpoint(p, self.device)
+            ck, path = load_checkpoint(p), p
             break
         except ValueError as e:
             bad.append(p)
@@ -161,39 +214,54 @@ def resume(self: Trainer, epochs):
         raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
                          "corrupt, set aside); rerun with resume=False or another out_dir to start afresh")
     if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
-        stamp = int(time.time())
         kept = [f.name for f in (last, self.out / 'last.pt.prev', self.out / 'best.pt', self.out / 'log.jsonl')
                 if f.exists()]
         for name in kept: (self.out / name).replace(self.out / f'{name}.stale-{stamp}')   # another run's results
-        warnings.warn(f"{last} was written for another config or epoch count; moved {', '.join(kept)} aside "
+        warnings.warn(f"{path} was written for another config or epoch count; moved {', '.join(kept)} aside "
                       f"(suffix .stale-{stamp}), training from scratch")
-        return state
+        return None
+    if ck.get('world', 1) != self.world and not self.reshard:
+        raise ValueError(f"{path} was written by {ck.get('world', 1)} process(es), this run has {self.world}: rerun "
+                         f"with torchrun --nproc_per_node {ck.get('world', 1)}, or pass reshard=True (ris_train "
+                         "--reshard) to go on with this world size")
+    best, broken = self.out / 'best.pt', False
+    if best.exists():
+        try: load_checkpoint(best)
+        except ValueError as e:                             # the best objective would point at a broken file
+            warnings.warn(f"{e}; it will be rewritten by the next improving epoch")
+            best.replace(best.with_name(f'best.pt.corrupt-{stamp}'))
+            broken = True
+    return path, broken
+
+
+@patch
+def resume(self: Trainer, epochs):
+    "The state (epoch, best, bad, log) of this run: restored from last.pt when it is this run's, else fresh."
+    self.sched = self._schedule(epochs)
+    found = self._on_main(lambda: self._resume_file(epochs))
+    if found is None:
+        return dict(epoch=0, best=float('inf'), bad=0, log=[])
+    path, best_broken = found
+    ck = load_checkpoint(path, self.device)
     try:
         self.model.load_state_dict(ck['model'])
         self.opt.load_state_dict(ck['opt'])
         self.sched.load_state_dict(ck['sched'])
     except (RuntimeError, ValueError, KeyError) as e:
         raise ValueError(
-            f"{last}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False"
+            f"{path}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False"
         ) from None
-    best = self.out / 'best.pt'
-    if best.exists():
-        try: load_checkpoint(best)
-        except ValueError as e:                             # the best objective would point at a broken file
-            warnings.warn(f"{e}; it will be rewritten by the next improving epoch")
-            best.replace(best.with_name(f'best.pt.corrupt-{int(time.time())}'))
-            ck['best'] = float('inf')
     if self.progress:
-        print(f'resuming from {last} at epoch {ck["epoch"]}')
-    return dict(epoch=ck['epoch'], best=ck['best'], bad=ck['bad'], log=ck['log'])
+        print(f'resuming from {path} at epoch {ck["epoch"]}')
+    return dict(epoch=ck['epoch'], best=float('inf') if best_broken else ck['best'], bad=ck['bad'], log=ck['log'])
 
 
 @patch
 def train_epoch(self: Trainer, epoch, epochs):
     "One pass over the (shuffled) training subset; returns the mean loss terms."
     self.model.train()
-    torch.manual_seed(self.seed * 100_003 + epoch)
-    sums, n = {}, 0
+    torch.manual_seed(self.seed * 100_003 + epoch + 7919 * self.rank)
+    sums, n, t0 = {}, 0, time.time()
     bar = tqdm(
         self.batches('train', epoch),
         desc=f'epoch {epoch + 1}/{epochs}',
@@ -206,6 +274,12 @@ def train_epoch(self: Trainer, epoch, epochs):
         for k, v in self.step(b).items():
             sums[k] = sums.get(k, 0.0) + v * len(b['K'])
         n += len(b['K'])
+    if self.world > 1:                                      # the mean over every process's samples
+        keys = sorted(sums)
+        tot = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tot)
+        sums, n = dict(zip(keys, tot[:-1].tolist())), tot[-1].item()
+    self.samples_per_s = n / max(time.time() - t0, 1e-9)
     return {k: v / n for k, v in sums.items()}
 
 
@@ -222,26 +296,24 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
         objective=obj,
         lr=self.opt.param_groups[0]['lr'],
         seconds=round(time.time() - t0, 3),
+        samples_per_s=round(self.samples_per_s, 1),
+        world=self.world,
     )
     state['log'].append(rec)
     state['epoch'] = epoch + 1
-    if obj < state['best']:
+    improved = obj < state['best']
+    if improved:
         state['best'], state['bad'] = obj, 0
-        self._save('best.pt', dict(model=self.model.state_dict(), cfg=cfg.to_dict(), epoch=epoch + 1, objective=obj))
     else:
         state['bad'] += 1
-    self._save(
-        'last.pt',
-        dict(
-            model=self.model.state_dict(),
-            opt=self.opt.state_dict(),
-            sched=self.sched.state_dict(),
-            cfg=cfg.to_dict(),
-            epochs=epochs,
-            **state,
-        ),
-    )
-    atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
+    if self.rank == 0:                                      # one writer
+        if improved:
+            self._save('best.pt', dict(model=self.model.state_dict(), cfg=cfg.to_dict(), epoch=epoch + 1,
+                                       objective=obj))
+        last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
+                    cfg=cfg.to_dict(), epochs=epochs, world=self.world, **state)
+        self._save('last.pt', last)
+        atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
     if self.progress:
         print(
             f"epoch {epoch + 1}: train {train['total']:.3f} val {val['loss_total']:.3f} K_acc {val['K_acc']:.3f} "
@@ -260,7 +332,9 @@ def fit(self: Trainer, epochs, patience=None, callbacks=()):
     The objective is the validation score (VAL_PRIMARY 'k_loc') or loss. Each callback is called as
     `cb(trainer, record)` after every epoch."""
     patience = patience or self.cfg.early_stop_patience
-    with dir_lock(self.out, 'training'):                    # one writer per out_dir
+    lock = dir_lock(self.out, 'training') if self.rank == 0 else contextlib.nullcontext()
+    self._on_main(lock.__enter__)                           # one writer per out_dir: rank 0 holds the lock
+    try:
         state = self.resume(epochs)
         for epoch in range(state['epoch'], epochs):
             if state['bad'] >= patience:
@@ -270,4 +344,64 @@ def fit(self: Trainer, epochs, patience=None, callbacks=()):
             rec = self.end_epoch(epoch, epochs, train, state, t0)
             for cb in callbacks:
                 cb(self, rec)
+        if self.world > 1:
+            dist.barrier()                                  # rank 0's files are written when fit returns
+    finally:
+        lock.__exit__(None, None, None)
     return state['best']
+
+# %% ../nbs/05_train.ipynb #ddp00011
+def _count(x):
+    "A count (int) or a fraction (float with a point) from a command-line string."
+    return float(x) if '.' in x else int(x)
+
+
+def train_cli(argv=None):
+    "ris_train: train a RisNet from a shell, on one process or under torchrun (the 05_train notebook's job)."
+    ap = argparse.ArgumentParser(prog='ris_train', description=train_cli.__doc__)
+    ap.add_argument('--data-dir', required=True)
+    ap.add_argument('--out-dir', required=True)
+    ap.add_argument('--epochs', type=int, default=2)
+    ap.add_argument('--params-json', default='', help='an HPO best.json or a JSON dict of config overrides')
+    ap.add_argument('--params', default='{}', help='config overrides as a JSON dict (after --params-json)')
+    ap.add_argument('--device', default='cpu', help="cpu, cuda or auto")
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--n-train', type=_count, default=None, help='a count, or a fraction like 0.5')
+    ap.add_argument('--n-val', type=_count, default=None)
+    ap.add_argument('--workers', type=int, default=0, help='data-loading worker processes per training process')
+    ap.add_argument('--patience', type=int, default=None)
+    ap.add_argument('--no-resume', action='store_true', help='start afresh (an earlier run is kept aside)')
+    ap.add_argument('--reshard', action='store_true', help='resume a checkpoint written with another world size')
+    ap.add_argument('--quiet', action='store_true')
+    a = ap.parse_args(argv)
+    params = load_params(a.params_json) if a.params_json else {}
+    params.update(check_keys(json.loads(a.params), '--params'))
+    tr = Trainer(a.data_dir, a.out_dir, params=params, device=a.device, seed=a.seed, n_train=a.n_train, n_val=a.n_val,
+                 workers=a.workers, progress=not a.quiet, resume=not a.no_resume, reshard=a.reshard)
+    best = tr.fit(a.epochs, a.patience)
+    if tr.rank == 0:
+        print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a.out_dir))), flush=True)
+    if tr.world > 1:
+        dist.destroy_process_group()
+
+
+def launch_ddp(nproc, data_dir, out_dir, epochs, params=None, **kw):
+    """Run `ris_train` on `nproc` processes with torchrun (standalone, this machine), printing its output; returns the
+    final record (best objective, world size). `kw`: more ris_train options by name (device='cpu', resume=False)."""
+    script = Path(sys.executable).parent / 'ris_train'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', str(script),
+           '--data-dir', str(data_dir), '--out-dir', str(out_dir), '--epochs', str(epochs),
+           '--params', json.dumps(params or {})]
+    for k, v in kw.items():
+        if k == 'resume': cmd += [] if v else ['--no-resume']
+        elif isinstance(v, bool): cmd += [f"--{k.replace('_', '-')}"] if v else []
+        elif v is not None: cmd += [f"--{k.replace('_', '-')}", str(v)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1')))
+    last = None
+    for line in p.stdout:
+        print(line, end='', flush=True)
+        if line.startswith('{"best_objective"'): last = json.loads(line)
+    if p.wait() != 0 or last is None:
+        raise RuntimeError(f"torchrun with {nproc} processes failed (exit {p.returncode}): {' '.join(cmd)}")
+    return last
