@@ -442,7 +442,7 @@ def _open_npy(path, field, man_field, n):
 class ShardDataset(torch.utils.data.Dataset):
     "Random-access view of one split of a sharded dataset; items are dicts of torch tensors."
 
-    def __init__(self, root, split='train', with_rsamp=True, derived=()):
+    def __init__(self, root, split='train', with_rsamp=True, derived=(), verify=True):
         if split not in SPLITS:
             raise ValueError(f"ShardDataset: split must be one of {SPLITS}, got {split!r}")
         self.root, self.split, self.with_rsamp = Path(root), split, with_rsamp
@@ -467,6 +467,7 @@ class ShardDataset(torch.utils.data.Dataset):
         self.maps = [
             {k: _open_npy(self.root / s['path'] / f'{k}.npy', k, fld[k], s['n']) for k in FIELDS} for s in shards
         ]
+        self.shards, self.verify, self.verified = shards, verify, set()
         self.offsets = np.cumsum([0] + [s['n'] for s in shards])
         cbp = self.root / man['codebook']['path']
         if not cbp.exists():
@@ -494,6 +495,7 @@ class ShardDataset(torch.utils.data.Dataset):
         sh = np.searchsorted(self.offsets, idx, side='right') - 1
         out = {k: np.empty((len(idx), *m.shape[1:]), m.dtype) for k, m in self.maps[0].items()} if self.maps else {}
         for s in np.unique(sh):
+            if self.verify and s not in self.verified: self.check_shard(s)
             sel = np.nonzero(sh == s)[0]
             loc = idx[sel] - self.offsets[s]
             order = np.argsort(loc)  # sorted reads are friendlier to the page cache
@@ -504,7 +506,7 @@ class ShardDataset(torch.utils.data.Dataset):
             if bad is not None and bad.any():
                 i = int(np.nonzero(bad)[0][0])
                 s_i, row = int(sh[i]), int(idx[i] - self.offsets[sh[i]])
-                shard = [x for x in self.manifest['shards'] if x['split'] == self.split][s_i]
+                shard = self.shards[s_i]
                 raise DataError(f"{self.root / shard['path'] / (k + '.npy')}: field {k!r} has NaN/Inf in row {row} "
                                 f"({self.split} sample {int(idx[i])})")
         for name, arrays in self.derived.items():
@@ -512,6 +514,16 @@ class ShardDataset(torch.utils.data.Dataset):
         b = {k: torch.from_numpy(v) for k, v in out.items()}
         b['index'] = torch.from_numpy(idx)
         return self.derive(b)
+
+    def check_shard(self, s):
+        "Shard s's files against the manifest's checksums (once per shard and process, before its first read)."
+        shard = self.shards[s]
+        for k, h in shard.get('files', {}).items():
+            p = self.root / shard['path'] / f'{k}.npy'
+            if sha256(p) != h:
+                raise DataError(f"{p}: checksum differs from the manifest's: the file is corrupt or was changed after "
+                                f"generation; `ris_verify {self.root}` lists every problem, ris_generate repairs it")
+        self.verified.add(int(s))
 
     def derive(self, b):
         "Add mask, codes and (optionally) R_samp to a raw batch."
@@ -598,7 +610,7 @@ def verify_dataset(root, raise_on_error=True, chunk=4096):
                     probs.append(f"{p}: checksum mismatch for field {k!r} (file changed or corrupt)")
         for split in SPLITS:
             try:
-                ds = ShardDataset(root, split, with_rsamp=True)
+                ds = ShardDataset(root, split, with_rsamp=True, verify=False)      # checksums checked above
             except DataError as e:
                 probs.append(str(e))
                 continue

@@ -164,6 +164,9 @@ def run_hpo(
     progress=True,
 ):
     "Run (or join, or resume) an Optuna study; returns it after writing best.json and figures to out_dir."
+    for name, v, lo in (('trials', trials, 0), ('epochs', epochs, 1)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"run_hpo: {name} must be an int >= {lo}, got {v!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds = ShardDataset(data_dir, 'train', with_rsamp=False)

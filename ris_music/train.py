@@ -15,6 +15,7 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
+from .data import manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
 from .metrics import metrics
 from .model import RisNet, infer, load_checkpoint, save_checkpoint
@@ -77,6 +78,7 @@ class Trainer:
         self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         self.reshard, self.samples_per_s = reshard, 0.0
+        self.data_dir, self.data_hash = Path(data_dir), manifest_hash(data_dir)
         self.n_train = n_samples(len(self.train_ds), n_train, f'{data_dir} train split')
         self.n_val = n_samples(len(self.val_ds), n_val, f'{data_dir} val split')
         self.out = Path(out_dir)
@@ -193,12 +195,28 @@ def _save(self: Trainer, name, state):
 
 
 @patch
+def _set_aside(self: Trainer, why):
+    "Move an earlier run's checkpoints and log aside (suffix .stale-<time>), and say so."
+    stamp = int(time.time())
+    names = ('last.pt', 'last.pt.prev', 'best.pt', 'log.jsonl')
+    kept = [n for n in names if (self.out / n).exists()]
+    for n in kept:
+        (self.out / n).replace(self.out / f'{n}.stale-{stamp}')
+        side = self.out / f'{n}.sha256'
+        if side.exists(): side.replace(self.out / f'{n}.stale-{stamp}.sha256')
+    if kept:
+        warnings.warn(f"{self.out}: {why}; moved {', '.join(kept)} aside (suffix .stale-{stamp}), "
+                      "training from scratch")
+
+
+@patch
 def _resume_file(self: Trainer, epochs):
     """Rank 0: the checkpoint a resume starts from and whether best.pt is unreadable, or None to start afresh (another
     run's files are set aside, a corrupt last.pt gives way to last.pt.prev)."""
     last = self.out / 'last.pt'
     found = [p for p in (last, self.out / 'last.pt.prev') if p.exists()]
     if not (self.resume_ok and found):
+        self._set_aside('resume=False' if self.resume_ok is False else 'no last.pt to resume from')
         return None
     ck, bad, stamp = None, [], int(time.time())
     for p in found:                                         # the newest readable checkpoint, with its checksum right
@@ -214,12 +232,12 @@ def _resume_file(self: Trainer, epochs):
         raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
                          "corrupt, set aside); rerun with resume=False or another out_dir to start afresh")
     if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
-        kept = [f.name for f in (last, self.out / 'last.pt.prev', self.out / 'best.pt', self.out / 'log.jsonl')
-                if f.exists()]
-        for name in kept: (self.out / name).replace(self.out / f'{name}.stale-{stamp}')   # another run's results
-        warnings.warn(f"{path} was written for another config or epoch count; moved {', '.join(kept)} aside "
-                      f"(suffix .stale-{stamp}), training from scratch")
+        self._set_aside(f"{path.name} was written for another config or epoch count")
         return None
+    if ck.get('data', self.data_hash) != self.data_hash:
+        raise ValueError(f"{path} was trained on another version of the data in {self.data_dir} (manifest "
+                         f"{ck['data'][:12]}..., now {self.data_hash[:12]}...): rerun with resume=False to start "
+                         "afresh (the earlier run is kept aside) or use another out_dir")
     if ck.get('world', 1) != self.world and not self.reshard:
         raise ValueError(f"{path} was written by {ck.get('world', 1)} process(es), this run has {self.world}: rerun "
                          f"with torchrun --nproc_per_node {ck.get('world', 1)}, or pass reshard=True (ris_train "
@@ -311,7 +329,7 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
             self._save('best.pt', dict(model=self.model.state_dict(), cfg=cfg.to_dict(), epoch=epoch + 1,
                                        objective=obj))
         last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
-                    cfg=cfg.to_dict(), epochs=epochs, world=self.world, **state)
+                    cfg=cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash, **state)
         self._save('last.pt', last)
         atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
     if self.progress:
@@ -331,6 +349,8 @@ def fit(self: Trainer, epochs, patience=None, callbacks=()):
 
     The objective is the validation score (VAL_PRIMARY 'k_loc') or loss. Each callback is called as
     `cb(trainer, record)` after every epoch."""
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
     patience = patience or self.cfg.early_stop_patience
     lock = dir_lock(self.out, 'training') if self.rank == 0 else contextlib.nullcontext()
     self._on_main(lock.__enter__)                           # one writer per out_dir: rank 0 holds the lock

@@ -110,8 +110,9 @@ def test_rerun_with_another_config_keeps_results(tiny_dataset, tmp_path):
     with warnings.catch_warnings(record=True):
         warnings.simplefilter('always')
         Trainer(data, out, **dict(kw, params=dict(kw['params'], lr=1e-5))).fit(1)
-    assert [p.read_bytes() for p in out.glob('best.pt.stale-*')] == [best]
-    assert [p.read_text() for p in out.glob('log.jsonl.stale-*')] == [log]
+    aside = lambda name: [p for p in out.glob(f'{name}.stale-*') if p.suffix != '.sha256']   # (sidecars kept with them)
+    assert [p.read_bytes() for p in aside('best.pt')] == [best]
+    assert [p.read_text() for p in aside('log.jsonl')] == [log]
     assert len((out / 'log.jsonl').read_text().splitlines()) == 1
 
 
@@ -149,7 +150,10 @@ def test_nonfinite_inputs_and_loss(tiny_dataset, tmp_path):
     a[4, 0, 0] = np.nan
     with open(f, 'wb') as fh: np.save(fh, a)
     ds = ShardDataset(d, 'train')
-    ds.__getitems__([0, 1, 2])                                         # clean rows read fine
+    ds.__getitems__([0, 1, 2])                                         # clean rows (shard 0) read fine
+    with pytest.raises(DataError, match=r"train/00001/y.npy: checksum differs from the manifest's"):
+        ds.__getitems__([3, 24])                                       # the changed file, before its first read
+    ds = ShardDataset(d, 'train', verify=False)                        # without checksums, the values are checked
     with pytest.raises(DataError, match=r"train/00001/y.npy: field 'y' has NaN/Inf in row 4 \(train sample 24\)"):
         ds.__getitems__([3, 24])
     clean = tmp_path / 'clean'
@@ -232,3 +236,54 @@ def test_shapes_and_values_of_public_functions():
     for r in (0.0, -1.0):
         with pytest.raises(ValueError, match='steering: every range r must be > 0 m'):
             steering(cfg, torch.zeros(2), torch.zeros(2), torch.tensor([1.0, r]))
+
+
+def test_flipped_byte_in_a_shard(tiny_dataset, tmp_path):
+    "Case 5: flipped bytes in a shard (same size) are an error naming the file before a sample of it is used."
+    d = tmp_path / 'd'
+    shutil.copytree(tiny_dataset, d)
+    f = d / 'train' / '00002' / 'phi.npy'
+    raw = bytearray(f.read_bytes())
+    raw[-3] ^= 0x7F                                                    # phi of the last sample becomes garbage
+    f.write_bytes(bytes(raw))
+    ds = ShardDataset(d, 'train')
+    assert ds[0]['phi'].shape == (3,)                                  # other shards are unaffected
+    with pytest.raises(DataError, match=r"train/00002/phi.npy: checksum differs"):
+        ds[45]
+
+
+def test_training_run_records_its_data(tiny_dataset, tmp_path):
+    "A resume on another version of the data is an error; resume=False keeps the earlier run aside and says so."
+    import warnings
+    from ris_music import Trainer
+    data = tmp_path / 'd'
+    shutil.copytree(tiny_dataset, data)
+    kw = dict(params=dict(batch_size=16, D_MODEL=32, NUM_HEADS=2, n_layers=1), progress=False, n_train=16, n_val=8)
+    Trainer(data, tmp_path / 'o', **kw).fit(1)
+    generate_dataset(load_preset('tiny'), data, 60, 20, 20, shard_size=20, workers=1, seed=4, progress=False,
+                     overwrite=True)                                   # the same folder, regenerated with another seed
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'o').iterdir() if p.is_file() and p.name != '.lock'}
+    with pytest.raises(ValueError, match=r"last.pt was trained on another version of the data in .*resume=False"):
+        Trainer(data, tmp_path / 'o', **kw).fit(1)
+    after = {p.name: p.read_bytes() for p in (tmp_path / 'o').iterdir() if p.is_file() and p.name != '.lock'}
+    assert after == before                                             # nothing on disk changed
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        Trainer(data, tmp_path / 'o', resume=False, **kw).fit(1)
+    assert any('resume=False; moved last.pt' in str(x.message) for x in w)
+    stale = sorted(p.name for p in (tmp_path / 'o').glob('*.stale-*') if not p.name.endswith('.sha256'))
+    assert [n.split('.stale-')[0] for n in stale] == ['best.pt', 'last.pt', 'log.jsonl']
+
+
+def test_hpo_and_fit_refuse_zero_epochs(tiny_dataset, tmp_path):
+    "Case 6: epochs = 0 (which used to write Infinity into best.json) is refused before any work."
+    from ris_music import Trainer, run_hpo
+    with pytest.raises(ValueError, match='run_hpo: epochs must be an int >= 1, got 0'):
+        run_hpo(tiny_dataset, tmp_path / 'h', trials=1, epochs=0)
+    with pytest.raises(ValueError, match='run_hpo: trials must be an int >= 0, got -1'):
+        run_hpo(tiny_dataset, tmp_path / 'h', trials=-1, epochs=1)
+    assert not (tmp_path / 'h').exists()
+    data = tmp_path / 'd'
+    shutil.copytree(tiny_dataset, data)
+    with pytest.raises(ValueError, match='fit: epochs must be an int >= 1, got 0'):
+        Trainer(data, tmp_path / 'o', progress=False).fit(0)
