@@ -585,7 +585,7 @@ def range_posterior(cfg, y, H, codes, noise_var, est, K, grid=64):
     K = torch.as_tensor(K, device=dev).long()
     B, Km = est['phi'].shape
     if K.shape != (B,): raise ValueError(f"range_posterior: K has shape {tuple(K.shape)}, expected ({B},)")
-    nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).expand(B)
+    nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).reshape(-1).expand(B).clamp_min(1e-30)
     lo, hi = search_box(cfg, device=dev)
     p0 = torch.stack([est['phi'], est['theta'], 1 / est['r'].clamp_min(1e-3)], -1).double().to(dev)
     p0 = torch.minimum(torch.maximum(p0, lo), hi)

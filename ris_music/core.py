@@ -34,22 +34,42 @@ def atomic_write_text(path, text):
 
 # %% ../nbs/00_core.ipynb #lock0002
 class FolderLocked(RuntimeError):
-    "Another process is writing to this folder."
+    "Another process is writing to (or, for a writer, reading) this folder."
+
+
+def _holder(f):
+    "Who holds the lock file f: the writer it names, or readers (shared holders write nothing)."
+    try:
+        fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)     # granted: only readers hold it
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return 'being read, e.g. by a training run'
+    except BlockingIOError:
+        f.seek(0)
+        return f.read().strip() or 'another process'
 
 
 @contextlib.contextmanager
-def dir_lock(path, what='writing'):
-    "Hold an exclusive lock on folder `path` (created if missing) for the block; FolderLocked if another has it."
+def dir_lock(path, what='writing', shared=False):
+    """Hold a lock on folder `path` for the block: exclusive (one writer; the folder is created if missing), or with
+    `shared` one of many readers (skipped where the folder is read-only). FolderLocked if another process is in the
+    way."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    f = open(path / '.lock', 'a+')
+    if not shared: path.mkdir(parents=True, exist_ok=True)
+    try: f = open(path / '.lock', 'a+')
+    except OSError:
+        if not shared: raise
+        yield path                                          # a read-only dataset: nobody can write it anyway
+        return
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.seek(0)
-        who = f.read().strip() or 'another process'
+        who = _holder(f)
         f.close()
         raise FolderLocked(f"{path} is in use ({who}); wait for that run to finish or use another folder") from None
+    if shared:
+        try: yield path
+        finally: f.close()
+        return
     f.seek(0)
     f.truncate()
     f.write(f"{what}: pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")

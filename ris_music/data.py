@@ -289,6 +289,8 @@ def generate_dataset(
         if diff and not overwrite:
             raise FileExistsError(f"{root} holds another dataset ({'; '.join(diff)}): generating would replace or "
                                   "delete its shards. Use another folder, or overwrite=True (ris_generate --overwrite)")
+        if diff:                                            # a crash from here on leaves no manifest over mixed shards
+            (root / 'manifest.json').unlink()
         return _generate(cfg, root, counts, shard_size, workers, seed, progress)
 
 
@@ -524,6 +526,11 @@ class ShardDataset(torch.utils.data.Dataset):
                 raise DataError(f"{p}: checksum differs from the manifest's: the file is corrupt or was changed after "
                                 f"generation; `ris_verify {self.root}` lists every problem, ris_generate repairs it")
         self.verified.add(int(s))
+
+    def check_all(self):
+        "Every shard of the split against the manifest's checksums (those not checked yet in this process)."
+        for s in range(len(self.shards)):
+            if s not in self.verified: self.check_shard(s)
 
     def derive(self, b):
         "Add mask, codes and (optionally) R_samp to a raw batch."

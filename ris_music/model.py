@@ -197,23 +197,24 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None, ran
     if music: res.update(localize(cfg, R, K, batch, range_post))
     return res
 
-def _stamp(p):
-    st = Path(p).stat()
-    return dict(size=st.st_size, mtime_ns=st.st_mtime_ns)
+def _side(p): return p.with_name(p.name + '.sha256')
 
 def save_checkpoint(path, state, keep_prev=False):
     """Write a checkpoint atomically, with its checksum in `<path>.sha256`; with `keep_prev` the file it replaces is
-    kept as `<path>.prev` (what a resume falls back to when the newer one is found corrupt)."""
+    kept as `<path>.prev` (what a resume falls back to when the newer one is found corrupt). The old checksum goes
+    before the new file comes, so a crash in between leaves a file without a checksum, never a wrong one."""
     path = Path(path)
-    side = lambda p: p.with_name(p.name + '.sha256')
+    digest = {}
     def write(tmp):
         torch.save(state, tmp)
+        digest['sha256'] = sha256(tmp)
         if keep_prev and path.exists():
             prev = path.with_name(path.name + '.prev')
             path.replace(prev)
-            if side(path).exists(): side(path).replace(side(prev))
+            if _side(path).exists(): _side(path).replace(_side(prev))
+        _side(path).unlink(missing_ok=True)
     atomic_write(path, write)
-    atomic_write_text(side(path), json.dumps(dict(sha256=sha256(path), **_stamp(path))))
+    atomic_write_text(_side(path), json.dumps(digest))
     return path
 
 def load_checkpoint(path, device='cpu'):
@@ -221,10 +222,10 @@ def load_checkpoint(path, device='cpu'):
     written with it) is an error that names the path."""
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"checkpoint {p} does not exist")
-    side = p.with_name(p.name + '.sha256')
+    side = _side(p)
     try: rec = json.loads(side.read_text()) if side.exists() else None
     except ValueError: rec = None
-    if rec and {k: rec.get(k) for k in ('size', 'mtime_ns')} == _stamp(p) and rec.get('sha256') != sha256(p):
+    if isinstance(rec, dict) and rec.get('sha256') != sha256(p):
         raise ValueError(f"{p}: checksum mismatch (recorded {str(rec.get('sha256'))[:12]}..., now "
                          f"{sha256(p)[:12]}...): the file is corrupt")
     try: ck = torch.load(p, map_location=device, weights_only=False)

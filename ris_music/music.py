@@ -215,7 +215,8 @@ def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None
             E, Q = (Es64[act], None) if k == 0 else deflate(cfg, Es64[act], K[act], pk[act, :k])
             pk[act, k] = _best_peak(cfg, E, Q, pk[act, :k], sep, 3, iters, lr)
     Es_rep = Es.to(torch.complex128).repeat_interleave(Kmax, 0)
-    qv = spectrum_at(cfg, pk.view(-1, 3).clamp_min(1e-9), Es_rep).view(-1, Kmax)
+    at = torch.cat([pk[..., :2], pk[..., 2:].clamp_min(1e-9)], -1).view(-1, 3)          # unfound slots: 1/r = 0
+    qv = spectrum_at(cfg, at, Es_rep).view(-1, Kmax)
     zero = torch.zeros((), dtype=torch.float64, device=R.device)
     keep = lambda x: torch.where(got, x, zero).float()
     r = 1 / pk[..., 2].clamp_min(1e-9)

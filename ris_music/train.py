@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #93e2b5e8
 from __future__ import annotations
-import os, json, math, sys, time, argparse, warnings, contextlib, subprocess
+import os, json, math, sys, time, argparse, warnings, contextlib, subprocess, datetime
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock
+from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock, FolderLocked
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .data import manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
@@ -48,7 +48,8 @@ def init_dist(device='cpu'):
         device = torch.device('cuda', local)
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+        wait = datetime.timedelta(minutes=float(os.environ.get('RIS_DIST_TIMEOUT_MIN', '240')))   # rank 0 may cache
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo', timeout=wait)          # coded-ML first
     return rank, world, device
 
 # %% ../nbs/05_train.ipynb #8b76c37b
@@ -76,6 +77,8 @@ class Trainer:
         progress = progress and self.rank == 0
         self._on_main(lambda: cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress))   # once per dataset
         self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
+        self._on_main(lambda: [ds.check_all() for ds in (self.train_ds, self.val_ds)])   # checksums once, up front
+        for ds in (self.train_ds, self.val_ds): ds.verify = False                       # (not again in each worker)
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         self.reshard, self.samples_per_s = reshard, 0.0
         self.data_dir, self.data_hash = Path(data_dir), manifest_hash(data_dir)
@@ -128,31 +131,36 @@ class Trainer:
     def step(self, b):
         "One optimisation step on a batch; returns the loss terms. Stages are labelled for `torch.profiler`."
         stop = f"on samples {b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved"
+        err = None
         try:
             with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
                 out = self.net(b)
             with record_function('loss'):
                 t = loss_terms(self.cfg, out, b)
         except FloatingPointError as e:
-            raise FloatingPointError(f"{e} {stop}") from None
-        if not torch.isfinite(t['total']):
-            raise FloatingPointError(f"non-finite training loss {t['total'].item()} {stop}")
+            err = f"{e} {stop}"
+        if err is None and not torch.isfinite(t['total']):
+            err = f"non-finite training loss {t['total'].item()} {stop}"
+        share = self._share(len(b['K']), err is not None)    # every process learns whether one of them failed
+        if share is None:
+            raise FloatingPointError(err or "another process hit a non-finite loss at this step; stopped before the "
+                                     "optimiser step, nothing saved")
         self.opt.zero_grad(set_to_none=True)
         with record_function('backward'):
-            (t['total'] * self._share(len(b['K']))).backward()
+            (t['total'] * share).backward()
         with record_function('optimizer'):
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.opt.step()
             self.sched.step()
         return {k: v.item() for k, v in t.items()}
 
-    def _share(self, n):
-        "W n_r / n: the factor that makes DDP's gradient average the mean over the global batch."
+    def _share(self, n, failed=False):
+        "W n_r / n, the factor that makes DDP's gradient average the global batch's mean; None if any process failed."
         if self.world == 1:
-            return 1.0
-        tot = torch.tensor([n], dtype=torch.float64, device=self.device)
+            return None if failed else 1.0
+        tot = torch.tensor([n, float(failed)], dtype=torch.float64, device=self.device)
         dist.all_reduce(tot)
-        return self.world * n / tot.item()
+        return None if tot[1] > 0 else self.world * n / tot[0].item()
 
 # %% ../nbs/05_train.ipynb #val00002
 @patch
@@ -194,16 +202,20 @@ def _save(self: Trainer, name, state):
     save_checkpoint(self.out / name, state, keep_prev=name == 'last.pt')
 
 
+def _aside(p, name):
+    "Rename file p to `name` in its folder, with its checksum file."
+    p.replace(p.with_name(name))
+    side = p.with_name(p.name + '.sha256')
+    if side.exists(): side.replace(p.with_name(name + '.sha256'))
+
+
 @patch
 def _set_aside(self: Trainer, why):
     "Move an earlier run's checkpoints and log aside (suffix .stale-<time>), and say so."
     stamp = int(time.time())
     names = ('last.pt', 'last.pt.prev', 'best.pt', 'log.jsonl')
     kept = [n for n in names if (self.out / n).exists()]
-    for n in kept:
-        (self.out / n).replace(self.out / f'{n}.stale-{stamp}')
-        side = self.out / f'{n}.sha256'
-        if side.exists(): side.replace(self.out / f'{n}.stale-{stamp}.sha256')
+    for n in kept: _aside(self.out / n, f'{n}.stale-{stamp}')
     if kept:
         warnings.warn(f"{self.out}: {why}; moved {', '.join(kept)} aside (suffix .stale-{stamp}), "
                       "training from scratch")
@@ -227,7 +239,7 @@ def _resume_file(self: Trainer, epochs):
             bad.append(p)
             warnings.warn(f"{e}; set aside as {p.name}.corrupt-{stamp}"
                           + (", resuming from the previous checkpoint" if p == last and len(found) > 1 else ''))
-    for p in bad: p.replace(p.with_name(f'{p.name}.corrupt-{stamp}'))
+    for p in bad: _aside(p, f'{p.name}.corrupt-{stamp}')
     if ck is None:
         raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
                          "corrupt, set aside); rerun with resume=False or another out_dir to start afresh")
@@ -247,7 +259,7 @@ def _resume_file(self: Trainer, epochs):
         try: load_checkpoint(best)
         except ValueError as e:                             # the best objective would point at a broken file
             warnings.warn(f"{e}; it will be rewritten by the next improving epoch")
-            best.replace(best.with_name(f'best.pt.corrupt-{stamp}'))
+            _aside(best, f'best.pt.corrupt-{stamp}')
             broken = True
     return path, broken
 
@@ -344,17 +356,19 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
 
 @patch
 def fit(self: Trainer, epochs, patience=None, callbacks=()):
-    """Train for `epochs` (resuming from last.pt when it is this run's); returns the best objective. The out_dir is
-    locked while it runs: a second `fit` into it fails with `FolderLocked`.
+    """Train for `epochs` (resuming from last.pt when it is this run's); returns the best objective. While it runs the
+    out_dir is locked (a second `fit` into it fails with `FolderLocked`) and the data folder is held as read (no
+    `ris_generate` into it meanwhile).
 
     The objective is the validation score (VAL_PRIMARY 'k_loc') or loss. Each callback is called as
     `cb(trainer, record)` after every epoch."""
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
     patience = patience or self.cfg.early_stop_patience
-    lock = dir_lock(self.out, 'training') if self.rank == 0 else contextlib.nullcontext()
-    self._on_main(lock.__enter__)                           # one writer per out_dir: rank 0 holds the lock
+    locks = contextlib.ExitStack()                          # rank 0: the writer of out_dir, a reader of the data
     try:
+        self._on_main(lambda: [locks.enter_context(dir_lock(self.out, 'training')),
+                               locks.enter_context(dir_lock(self.data_dir, 'training', shared=True))])
         state = self.resume(epochs)
         for epoch in range(state['epoch'], epochs):
             if state['bad'] >= patience:
@@ -367,7 +381,7 @@ def fit(self: Trainer, epochs, patience=None, callbacks=()):
         if self.world > 1:
             dist.barrier()                                  # rank 0's files are written when fit returns
     finally:
-        lock.__exit__(None, None, None)
+        locks.close()
     return state['best']
 
 # %% ../nbs/05_train.ipynb #ddp00011
@@ -394,15 +408,19 @@ def train_cli(argv=None):
     ap.add_argument('--reshard', action='store_true', help='resume a checkpoint written with another world size')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
-    params = load_params(a.params_json) if a.params_json else {}
-    params.update(check_keys(json.loads(a.params), '--params'))
-    tr = Trainer(a.data_dir, a.out_dir, params=params, device=a.device, seed=a.seed, n_train=a.n_train, n_val=a.n_val,
-                 workers=a.workers, progress=not a.quiet, resume=not a.no_resume, reshard=a.reshard)
-    best = tr.fit(a.epochs, a.patience)
-    if tr.rank == 0:
-        print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a.out_dir))), flush=True)
-    if tr.world > 1:
-        dist.destroy_process_group()
+    try:
+        params = load_params(a.params_json) if a.params_json else {}
+        params.update(check_keys(json.loads(a.params), '--params'))
+        tr = Trainer(a.data_dir, a.out_dir, params=params, device=a.device, seed=a.seed, n_train=a.n_train,
+                     n_val=a.n_val, workers=a.workers, progress=not a.quiet, resume=not a.no_resume, reshard=a.reshard)
+        best = tr.fit(a.epochs, a.patience)
+        if tr.rank == 0:
+            print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a.out_dir))), flush=True)
+    except (ValueError, KeyError, OSError, FolderLocked, ArithmeticError) as e:     # a clear line, not a traceback
+        if dist_env()[0] == 0: print(f'ris_train: {e}', file=sys.stderr, flush=True)
+        sys.exit(1)
+    finally:
+        if dist.is_initialized(): dist.destroy_process_group()
 
 
 def launch_ddp(nproc, data_dir, out_dir, epochs, params=None, **kw):

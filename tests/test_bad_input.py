@@ -178,19 +178,21 @@ def test_truncated_checkpoints(tiny_dataset, tmp_path):
     with pytest.raises(KeyboardInterrupt): Trainer(data, tmp_path / 'o', **kw).fit(3, callbacks=[crash])
     best = tmp_path / 'o' / 'best.pt'
     best.write_bytes(best.read_bytes()[:500])
+    (tmp_path / 'o' / 'best.pt.sha256').unlink()                      # no checksum: torch's reader finds it
     with pytest.raises(ValueError, match=f"{best}: cannot read the checkpoint"): load_model(best)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
         Trainer(data, tmp_path / 'o', **kw).fit(3)
     assert any('best.pt: cannot read the checkpoint' in str(x.message) for x in w)
     load_model(best)                                                   # rewritten by the resumed run
-    # a truncated last.pt: set aside with a warning that names it, and the run resumes from last.pt.prev
+    # a truncated last.pt (its checksum no longer matches): set aside with a warning that names it, and the run
+    # resumes from last.pt.prev
     last = tmp_path / 'o' / 'last.pt'
     last.write_bytes(last.read_bytes()[:500])
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
         state = Trainer(data, tmp_path / 'o', **kw).resume(3)
-    assert any(f'{last}: cannot read the checkpoint' in str(x.message) and 'previous checkpoint' in str(x.message)
+    assert any(f'{last}: checksum mismatch' in str(x.message) and 'previous checkpoint' in str(x.message)
                for x in w)
     assert state['epoch'] == 2 and list((tmp_path / 'o').glob('last.pt.corrupt-*'))
     # both unreadable: an error that names them and says how to start afresh

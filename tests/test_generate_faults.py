@@ -63,3 +63,15 @@ def test_sigkill_during_generation_then_rerun(tmp_path):
     load = lambda x: json.loads((x / 'manifest.json').read_text())
     assert strip(load(d)) == strip(load(ref))                            # same shards and checksums as if never killed
     assert not [x for x in d.rglob('*') if x.name.startswith('.') and x.name != '.lock']   # no temporary folder left
+
+
+def test_no_overwrite_while_the_data_are_read(tmp_path):
+    "A training run holds its data folder as read: ris_generate --overwrite into it waits its turn (refused)."
+    from ris_music.core import dir_lock
+    d = tmp_path / 'd'
+    assert subprocess.run(cmd(d, 1, 40), capture_output=True).returncode == 0
+    before = snapshot(d)
+    with dir_lock(d, 'training', shared=True):
+        q = subprocess.run(cmd(d, 2, 40, '--overwrite'), capture_output=True, text=True)
+    assert q.returncode != 0 and f'{d} is in use (being read' in q.stderr, q.stderr
+    assert snapshot(d) == before
