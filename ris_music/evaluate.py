@@ -11,7 +11,7 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .core import Config, atomic_write_text
-from .data import ShardDataset, true_cov, loader, to_device, manifest_hash
+from .data import ShardDataset, true_cov, loader, to_device, manifest_hash, sha256
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize, range_posterior
@@ -20,8 +20,9 @@ from .model import decide_k, music_cov, infer, localize, with_coded_ml
 
 # %% auto #0
 __all__ = ['CLASSICAL', 'FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate', 'run_methods', 'snr_edges',
-           'crb_by_snr', 'summarize', 'results_record', 'weakest_at_least', 'rmse_figure', 'success_figure',
-           'separation_figure', 'confusion_figure', 'k_methods', 'spectra_figure', 'report_html']
+           'crb_by_snr', 'summarize', 'provenance', 'keep_earlier_results', 'results_record', 'weakest_at_least',
+           'rmse_figure', 'success_figure', 'separation_figure', 'confusion_figure', 'k_methods', 'spectra_figure',
+           'report_html']
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
 def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -130,12 +131,30 @@ def summarize(cfg, est, secs, truth, edges, crb_batch=None):
                 by_sep={m: by_bins(cfg, e, truth, sep, SEP_EDGES) for m, e in est.items()},
                 confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1)
 
+def provenance(ckpt, data_dir):
+    "What an evaluation is of: the checkpoint (path and SHA-256; '' for classical methods) and the data's manifest."
+    digest = sha256(ckpt) if ckpt and Path(ckpt).is_file() else None
+    return dict(checkpoint=str(ckpt), checkpoint_sha256=digest, data_manifest=manifest_hash(data_dir))
+
+def keep_earlier_results(out_dir, prov):
+    """Move an earlier evaluation's results.json, report.html and thresholds.json in out_dir aside (suffix
+    .stale-<time>) when it was of another checkpoint or data (`provenance`); returns the names moved."""
+    out = Path(out_dir)
+    try: old = json.loads((out / 'results.json').read_text())
+    except (OSError, ValueError): old = None
+    names = [n for n in ('results.json', 'report.html', 'thresholds.json') if (out / n).exists()]
+    if not names or (isinstance(old, dict) and all(old.get(k) == v for k, v in prov.items())): return []
+    stamp = int(time.time())
+    for n in names: (out / n).replace(out / f'{n}.stale-{stamp}')
+    print(f"{out}: the earlier results were of another checkpoint or data; moved {', '.join(names)} aside "
+          f"(suffix .stale-{stamp})")
+    return names
+
 def results_record(cfg, ckpt, data_dir, est, secs, truth, crb_batch, sweep_rows=(), chosen=None, n_val=0):
     "Everything results.json holds: provenance, the chosen thresholds, the sweep and `summarize`'s tables."
     edges = snr_edges(cfg)
-    return dict(checkpoint=str(ckpt), data_manifest=manifest_hash(data_dir), preset=cfg.preset, n_val=n_val,
-                n_test=len(truth['K']), chosen=chosen, sweep=list(sweep_rows),
-                **summarize(cfg, est, secs, truth, edges, crb_batch))
+    return dict(**provenance(ckpt, data_dir), preset=cfg.preset, n_val=n_val, n_test=len(truth['K']), chosen=chosen,
+                sweep=list(sweep_rows), **summarize(cfg, est, secs, truth, edges, crb_batch))
 
 def weakest_at_least(cfg, est, truth, snr_db):
     "K_acc and success of each method on the scenes whose weakest source has at least snr_db."
