@@ -173,7 +173,8 @@ class Config:
                 and not isinstance(v, str)
             ):
                 raise TypeError(f"Config field {f.name!r}: expected {f.type}, got {v!r}")
-        for n in 'Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid'.split():
+        for n in ('Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid batch_size '
+                  'D_MODEL NUM_HEADS n_layers early_stop_patience').split():
             if getattr(self, n) < 1:
                 raise ValueError(f"Config field {n!r} must be >= 1, got {getattr(self, n)!r}")
         if not 1 <= self.K_min <= self.K_max:
@@ -198,7 +199,9 @@ class Config:
                       source_corr=0 <= self.source_corr <= 1, phase_bits=self.phase_bits >= 0,
                       min_sep_deg=self.min_sep_deg >= 0, shrink_alpha=0 <= self.shrink_alpha <= 1,
                       diag_load=self.diag_load >= 0, newton_iter=self.newton_iter >= 0, lr=self.lr > 0,
-                      dropout=0 <= self.dropout < 1, K_CONF_THRESH=self.K_CONF_THRESH >= 0)
+                      dropout=0 <= self.dropout < 1, K_CONF_THRESH=self.K_CONF_THRESH >= 0,
+                      weight_decay=self.weight_decay >= 0, grad_clip=self.grad_clip > 0,
+                      warmup_frac=0 <= self.warmup_frac <= 1, newton_lr=self.newton_lr > 0)
         for name, ok in checks.items():                    # NaN fails every comparison, so it is caught here too
             if not ok: raise ValueError(f"Config field {name!r} is out of range: {getattr(self, name)!r}")
         if not self.snr_min_db <= self.snr_max_db:
@@ -261,7 +264,8 @@ def check_keys(d, where):
     names = [f.name for f in fields(Config)]
     for k in d:
         if k not in names:
-            close = difflib.get_close_matches(k, names, n=3)
+            close = [n for n in names if k.split('_')[0].lower() == n.lower()]      # lr_max -> lr
+            close += [n for n in difflib.get_close_matches(k, names, n=3) if n not in close]
             raise KeyError(
                 f"{where}: unknown config key {k!r}" + (f" (did you mean {', '.join(close)}?)" if close else '')
             )

@@ -588,10 +588,9 @@ def check_data(cfg, ds):
     "Raise DataError if the dataset was generated with other physics than cfg."
     if config_hash(cfg) != ds.manifest['config_hash']:
         diff = {k: (getattr(ds.cfg, k), getattr(cfg, k)) for k in _PHYS if getattr(ds.cfg, k) != getattr(cfg, k)}
-        raise DataError(
-            f"{ds.root}: the data were generated for preset {ds.cfg.preset!r} but the model's config is "
-            f"preset {cfg.preset!r}; fields differ (data, model): {diff}"
-        )
+        which = (f"for preset {ds.cfg.preset!r} but the model's config is preset {cfg.preset!r}"
+                 if ds.cfg.preset != cfg.preset else "with other physics than the model's config")
+        raise DataError(f"{ds.root}: the data were generated {which}; fields differ (data, model): {diff}")
 
 # %% ../nbs/01_data.ipynb #3c4e0247
 def verify_dataset(root, raise_on_error=True, chunk=4096):

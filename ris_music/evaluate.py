@@ -143,7 +143,8 @@ def keep_earlier_results(out_dir, prov):
     try: old = json.loads((out / 'results.json').read_text())
     except (OSError, ValueError): old = None
     names = [n for n in ('results.json', 'report.html', 'thresholds.json') if (out / n).exists()]
-    if not names or (isinstance(old, dict) and all(old.get(k) == v for k, v in prov.items())): return []
+    keys = ('checkpoint_sha256', 'data_manifest') if prov['checkpoint_sha256'] else tuple(prov)   # not the path
+    if not names or (isinstance(old, dict) and all(old.get(k) == prov[k] for k in keys)): return []
     stamp = int(time.time())
     for n in names: (out / n).replace(out / f'{n}.stale-{stamp}')
     print(f"{out}: the earlier results were of another checkpoint or data; moved {', '.join(names)} aside "

@@ -75,13 +75,14 @@ class Trainer:
         check_data(cfg, ShardDataset(data_dir, 'train', with_rsamp=False))
         self.rank, self.world, self.device = init_dist(device)
         progress = progress and self.rank == 0
+        self.out, self.data_dir, self.data_hash = Path(out_dir), Path(data_dir), manifest_hash(data_dir)
+        if resume: self._on_main(lambda: self._same_data(self.out / 'last.pt'))    # before the coded-ML cache
         self._on_main(lambda: cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress))   # once per dataset
         self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
         self._on_main(lambda: [ds.check_all() for ds in (self.train_ds, self.val_ds)])   # checksums once, up front
         for ds in (self.train_ds, self.val_ds): ds.verify = False                       # (not again in each worker)
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         self.reshard, self.samples_per_s = reshard, 0.0
-        self.data_dir, self.data_hash = Path(data_dir), manifest_hash(data_dir)
         self.n_train = n_samples(len(self.train_ds), n_train, f'{data_dir} train split')
         self.n_val = n_samples(len(self.val_ds), n_val, f'{data_dir} val split')
         self.out = Path(out_dir)
@@ -242,26 +243,47 @@ def _resume_file(self: Trainer, epochs):
     for p in bad: _aside(p, f'{p.name}.corrupt-{stamp}')
     if ck is None:
         raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
-                         "corrupt, set aside); rerun with resume=False or another out_dir to start afresh")
+                         "corrupt, set aside); a rerun starts afresh (keeping best.pt and log.jsonl aside)")
+    self._same_data(path, ck)
     if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
         self._set_aside(f"{path.name} was written for another config or epoch count")
         return None
-    if ck.get('data', self.data_hash) != self.data_hash:
-        raise ValueError(f"{path} was trained on another version of the data in {self.data_dir} (manifest "
-                         f"{ck['data'][:12]}..., now {self.data_hash[:12]}...): rerun with resume=False to start "
-                         "afresh (the earlier run is kept aside) or use another out_dir")
     if ck.get('world', 1) != self.world and not self.reshard:
         raise ValueError(f"{path} was written by {ck.get('world', 1)} process(es), this run has {self.world}: rerun "
                          f"with torchrun --nproc_per_node {ck.get('world', 1)}, or pass reshard=True (ris_train "
                          "--reshard) to go on with this world size")
     best, broken = self.out / 'best.pt', False
-    if best.exists():
+    if best.exists() or ck.get('best_epoch'):
         try: load_checkpoint(best)
-        except ValueError as e:                             # the best objective would point at a broken file
-            warnings.warn(f"{e}; it will be rewritten by the next improving epoch")
-            _aside(best, f'best.pt.corrupt-{stamp}')
-            broken = True
+        except (ValueError, FileNotFoundError) as e:        # the best objective would point at a broken file
+            if best.exists(): _aside(best, f'best.pt.corrupt-{stamp}')
+            if ck.get('best_model') is not None:            # the copy kept in last.pt
+                self._save('best.pt', self._best_ck(dict(best=ck['best'], best_epoch=ck['best_epoch']),
+                                                    ck['best_model']))
+                warnings.warn(f"{e}; set aside, and best.pt rewritten from the copy in {path.name}")
+            else:
+                warnings.warn(f"{e}; set aside, it will be rewritten by the next improving epoch")
+                broken = True
     return path, broken
+
+
+@patch
+def _same_data(self: Trainer, path, ck=None):
+    "Refuse a resume from a checkpoint trained on another version of the data (a broken file is resume's business)."
+    if ck is None:
+        try: ck = load_checkpoint(path)
+        except (ValueError, FileNotFoundError): return
+    if ck.get('data', self.data_hash) != self.data_hash:
+        raise ValueError(f"{path} was trained on another version of the data in {self.data_dir} (manifest "
+                         f"{ck['data'][:12]}..., now {self.data_hash[:12]}...): rerun with resume=False to start "
+                         "afresh (the earlier run is kept aside) or use another out_dir")
+
+
+@patch
+def _best_ck(self: Trainer, state, model=None):
+    "The best.pt checkpoint: the best weights, the config, their epoch and objective."
+    return dict(model=self.best_state if model is None else model, cfg=self.cfg.to_dict(), epoch=state['best_epoch'],
+                objective=state['best'])
 
 
 @patch
@@ -269,8 +291,9 @@ def resume(self: Trainer, epochs):
     "The state (epoch, best, bad, log) of this run: restored from last.pt when it is this run's, else fresh."
     self.sched = self._schedule(epochs)
     found = self._on_main(lambda: self._resume_file(epochs))
+    self.best_state = None
     if found is None:
-        return dict(epoch=0, best=float('inf'), bad=0, log=[])
+        return dict(epoch=0, best=float('inf'), bad=0, log=[], best_epoch=None)
     path, best_broken = found
     ck = load_checkpoint(path, self.device)
     try:
@@ -281,9 +304,11 @@ def resume(self: Trainer, epochs):
         raise ValueError(
             f"{path}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False"
         ) from None
+    self.best_state = ck.get('best_model')
     if self.progress:
         print(f'resuming from {path} at epoch {ck["epoch"]}')
-    return dict(epoch=ck['epoch'], best=float('inf') if best_broken else ck['best'], bad=ck['bad'], log=ck['log'])
+    return dict(epoch=ck['epoch'], best=float('inf') if best_broken else ck['best'], bad=ck['bad'], log=ck['log'],
+                best_epoch=ck.get('best_epoch'))
 
 
 @patch
@@ -333,15 +358,15 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
     state['epoch'] = epoch + 1
     improved = obj < state['best']
     if improved:
-        state['best'], state['bad'] = obj, 0
+        state['best'], state['bad'], state['best_epoch'] = obj, 0, epoch + 1
+        self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
     else:
         state['bad'] += 1
     if self.rank == 0:                                      # one writer
-        if improved:
-            self._save('best.pt', dict(model=self.model.state_dict(), cfg=cfg.to_dict(), epoch=epoch + 1,
-                                       objective=obj))
+        if improved: self._save('best.pt', self._best_ck(state))
         last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
-                    cfg=cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash, **state)
+                    cfg=cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
+                    best_model=self.best_state, **state)   # (best.pt can be rewritten from last.pt)
         self._save('last.pt', last)
         atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
     if self.progress:
@@ -408,16 +433,22 @@ def train_cli(argv=None):
     ap.add_argument('--reshard', action='store_true', help='resume a checkpoint written with another world size')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
+    if a.epochs < 1: ap.error(f'--epochs must be >= 1, got {a.epochs}')
+    warnings.formatwarning = lambda msg, *args, **kw: f'ris_train: warning: {msg}\n'       # one line, no source
     try:
         params = load_params(a.params_json) if a.params_json else {}
-        params.update(check_keys(json.loads(a.params), '--params'))
+        try: extra = json.loads(a.params)
+        except ValueError as e: raise ValueError(f"--params is not JSON ({e}): {a.params!r}") from None
+        if not isinstance(extra, dict): raise ValueError(f"--params must be a JSON dict, got {a.params!r}")
+        params.update(check_keys(extra, '--params'))
         tr = Trainer(a.data_dir, a.out_dir, params=params, device=a.device, seed=a.seed, n_train=a.n_train,
                      n_val=a.n_val, workers=a.workers, progress=not a.quiet, resume=not a.no_resume, reshard=a.reshard)
         best = tr.fit(a.epochs, a.patience)
         if tr.rank == 0:
             print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a.out_dir))), flush=True)
-    except (ValueError, KeyError, OSError, FolderLocked, ArithmeticError) as e:     # a clear line, not a traceback
-        if dist_env()[0] == 0: print(f'ris_train: {e}', file=sys.stderr, flush=True)
+    except (ValueError, KeyError, TypeError, OSError, FolderLocked, ArithmeticError) as e:     # a line, no traceback
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if dist_env()[0] == 0: print(f'ris_train: {msg}', file=sys.stderr, flush=True)
         sys.exit(1)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()

@@ -267,6 +267,9 @@ def test_training_run_records_its_data(tiny_dataset, tmp_path):
     before = {p.name: p.read_bytes() for p in (tmp_path / 'o').iterdir() if p.is_file() and p.name != '.lock'}
     with pytest.raises(ValueError, match=r"last.pt was trained on another version of the data in .*resume=False"):
         Trainer(data, tmp_path / 'o', **kw).fit(1)
+    from ris_music.data import manifest_hash
+    meta = json.loads((data / 'derived' / 'coded_ml' / 'train' / 'meta.json').read_text())
+    assert meta['manifest'] != manifest_hash(data)                     # refused before caching coded-ML again
     after = {p.name: p.read_bytes() for p in (tmp_path / 'o').iterdir() if p.is_file() and p.name != '.lock'}
     assert after == before                                             # nothing on disk changed
     with warnings.catch_warnings(record=True) as w:
@@ -289,3 +292,27 @@ def test_hpo_and_fit_refuse_zero_epochs(tiny_dataset, tmp_path):
     shutil.copytree(tiny_dataset, data)
     with pytest.raises(ValueError, match='fit: epochs must be an int >= 1, got 0'):
         Trainer(data, tmp_path / 'o', progress=False).fit(0)
+
+
+def test_corrupt_best_of_a_finished_run_is_rewritten(tiny_dataset, tmp_path):
+    "A corrupt best.pt of a finished run is set aside and rewritten from the copy of the best weights in last.pt."
+    import warnings
+    from ris_music import Trainer, load_model
+    data = tmp_path / 'd'
+    shutil.copytree(tiny_dataset, data)
+    kw = dict(params=dict(batch_size=16, D_MODEL=32, NUM_HEADS=2, n_layers=1), progress=False, n_train=16, n_val=8)
+    best_obj = Trainer(data, tmp_path / 'o', **kw).fit(2)
+    best = tmp_path / 'o' / 'best.pt'
+    good = torch.load(best, weights_only=False)
+    raw = bytearray(best.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    best.write_bytes(bytes(raw))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        again = Trainer(data, tmp_path / 'o', **kw).fit(2)             # nothing left to train
+    assert any('best.pt rewritten from the copy in last.pt' in str(x.message) for x in w)
+    assert again == best_obj and list((tmp_path / 'o').glob('best.pt.corrupt-*'))
+    new = torch.load(best, weights_only=False)
+    assert new['epoch'] == good['epoch'] and new['objective'] == good['objective']
+    assert all(torch.equal(new['model'][k], good['model'][k]) for k in good['model'])
+    load_model(best)

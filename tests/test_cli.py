@@ -65,3 +65,15 @@ def test_coded_ml_cache_cli(tiny_dataset, tmp_path):
     cfg = ShardDataset(d, 'test').cfg
     ref = coded_ml_localize(cfg, b['y'], b['H'], b['codes'], b['noise_var'], early_stop=False)
     assert (b['coded_ml_K'] == ref['K']).all() and (b['coded_ml_phi'] - ref['phi']).abs().max() < 1e-6
+
+
+def test_train_cli_errors_are_one_line(tiny_dataset, tmp_path):
+    "ris_train: a bad --params or --epochs is one clear line and exit 1 or 2, no traceback, nothing written."
+    base = ['ris_train', '--data-dir', str(tiny_dataset), '--out-dir', str(tmp_path / 'o'), '--quiet']
+    for extra, msg in ((['--params', '{"batch_size": "32"}'], "Config field 'batch_size': expected int, got '32'"),
+                       (['--params', 'notjson'], '--params is not JSON'),
+                       (['--params', '{"lr_max": 1}'], "unknown config key 'lr_max' (did you mean lr,"),
+                       (['--epochs', '0'], '--epochs must be >= 1, got 0')):
+        p = run(*base, *extra)
+        assert p.returncode in (1, 2) and msg in p.stderr and 'Traceback' not in p.stderr, p.stderr[-1500:]
+    assert not (tmp_path / 'o').exists()
