@@ -85,7 +85,6 @@ class Trainer:
         self.reshard, self.samples_per_s = reshard, 0.0
         self.n_train = n_samples(len(self.train_ds), n_train, f'{data_dir} train split')
         self.n_val = n_samples(len(self.val_ds), n_val, f'{data_dir} val split')
-        self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
         self.model = RisNet(cfg).to(self.device)
