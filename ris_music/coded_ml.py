@@ -564,17 +564,15 @@ def profile_cost(cfg, p, j, pts, y, H, codes):
     n, G = pts.shape
     q = p[:, j : j + 1].expand(n, G, 3).clone()
     q[..., 2] = pts
-    Zg = snapshot_manifold(cfg, q, H, codes)                                           # (n, L, M, G)
-    yr, nrm = y, (Zg.real ** 2 + Zg.imag ** 2).sum(-2)                                 # (n, L, M), (n, L, G)
+    Zc = snapshot_manifold(cfg, q, H, codes).conj()                                    # (n, L, M, G): z*, as the grid
+    nrm = (Zc.real ** 2 + Zc.imag ** 2).sum(-2)
     if p.shape[1] > 1:
-        Zo = snapshot_manifold(cfg, torch.cat([p[:, :j], p[:, j + 1 :]], 1), H, codes)  # (n, L, M, k-1)
-        Gi = _chol_inv(Zo.mH @ Zo)                                                     # (n, L, k-1, k-1)
-        yr = y - (Zo @ (Gi @ (Zo.mH @ y[..., None])))[..., 0]
-        W = Zo.mH @ Zg                                                                 # (n, L, k-1, G)
-        nrm = nrm - (W.conj() * (Gi @ W)).real.sum(-2)
-    g = (Zg.conj() * yr[..., None]).sum(-2)                                            # (n, L, G)
-    J0 = (yr.real ** 2 + yr.imag ** 2).sum((-2, -1))
-    return J0[:, None] - ((g.real ** 2 + g.imag ** 2) / nrm.clamp_min(1e-30)).sum(1)
+        Z, s, Gi = _projector_parts(cfg, torch.cat([p[:, :j], p[:, j + 1 :]], 1), y, H, codes)
+        yr = y - (Z @ s[..., None])[..., 0]
+    else:
+        Z, s, Gi, yr = y[..., None][..., :0], None, None, y                            # no other source
+    gain = matched_filter(Zc, nrm, y, Z, s, Gi, eps=1e-12)[0]       # the detection's statistic, exact (no floor)
+    return (yr.real ** 2 + yr.imag ** 2).sum((-2, -1))[:, None] - gain
 
 @torch.no_grad()
 def range_posterior(cfg, y, H, codes, noise_var, est, K, grid=64):

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'FolderLocked', 'dir_lock', 'Config', 'read_json', 'check_keys',
-           'load_preset', 'positions', 'as_tensor', 'direction', 'steering', 'source_mask', 'search_box', 'to_box',
-           'from_box', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
+__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path', 'move_aside', 'set_aside', 'FolderLocked', 'dir_lock',
+           'Config', 'read_json', 'check_keys', 'load_preset', 'positions', 'as_tensor', 'direction', 'steering',
+           'source_mask', 'search_box', 'to_box', 'from_box', 'quantize_phase', 'dft_codebook', 'make_codebook',
+           'budget', 'report']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -31,6 +32,29 @@ def atomic_write(path, write):
 def atomic_write_text(path, text):
     "Write `text` to `path` atomically."
     return atomic_write(path, lambda t: t.write_text(text))
+
+
+def checksum_path(path):
+    "Where the SHA-256 of a file written with a checksum (a checkpoint) is kept: `<path>.sha256`."
+    path = Path(path)
+    return path.with_name(path.name + '.sha256')
+
+
+def move_aside(path, name):
+    "Rename file `path` to `name` in its folder, its checksum file along with it; returns the new path."
+    path = Path(path)
+    new = path.with_name(name)
+    path.replace(new)
+    if checksum_path(path).exists(): checksum_path(path).replace(checksum_path(new))
+    return new
+
+
+def set_aside(folder, names, tag):
+    "Move those of the files `names` that exist in `folder` to `<name>.<tag>-<time>`; returns the names moved."
+    stamp = int(time.time())
+    moved = [n for n in names if (Path(folder) / n).exists()]
+    for n in moved: move_aside(Path(folder) / n, f'{n}.{tag}-{stamp}')
+    return moved
 
 # %% ../nbs/00_core.ipynb #lock0002
 class FolderLocked(RuntimeError):

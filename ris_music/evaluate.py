@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from .core import Config, atomic_write_text
+from .core import Config, atomic_write_text, set_aside
 from .data import ShardDataset, true_cov, loader, to_device, manifest_hash, sha256
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
@@ -142,14 +142,13 @@ def keep_earlier_results(out_dir, prov):
     out = Path(out_dir)
     try: old = json.loads((out / 'results.json').read_text())
     except (OSError, ValueError): old = None
-    names = [n for n in ('results.json', 'report.html', 'thresholds.json') if (out / n).exists()]
     keys = ('checkpoint_sha256', 'data_manifest') if prov['checkpoint_sha256'] else tuple(prov)   # not the path
-    if not names or (isinstance(old, dict) and all(old.get(k) == prov[k] for k in keys)): return []
-    stamp = int(time.time())
-    for n in names: (out / n).replace(out / f'{n}.stale-{stamp}')
-    print(f"{out}: the earlier results were of another checkpoint or data; moved {', '.join(names)} aside "
-          f"(suffix .stale-{stamp})")
-    return names
+    if isinstance(old, dict) and all(old.get(k) == prov[k] for k in keys): return []
+    moved = set_aside(out, ('results.json', 'report.html', 'thresholds.json'), 'stale')
+    if moved:
+        print(f"{out}: the earlier results were of another checkpoint or data; moved {', '.join(moved)} aside "
+              "(suffix .stale-<time>)")
+    return moved
 
 def results_record(cfg, ckpt, data_dir, est, secs, truth, crb_batch, sweep_rows=(), chosen=None, n_val=0):
     "Everything results.json holds: provenance, the chosen thresholds, the sweep and `summarize`'s tables."

@@ -11,7 +11,7 @@ from torch import nn
 from torch.profiler import record_function
 import torch.nn.functional as F
 from .core import Config, load_preset, steering, search_box, to_box, from_box, source_mask
-from .core import atomic_write, atomic_write_text
+from .core import atomic_write, atomic_write_text, checksum_path, move_aside
 from .data import backproject, sha256
 from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
@@ -197,8 +197,6 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None, ran
     if music: res.update(localize(cfg, R, K, batch, range_post))
     return res
 
-def _side(p): return p.with_name(p.name + '.sha256')
-
 def save_checkpoint(path, state, keep_prev=False):
     """Write a checkpoint atomically, with its checksum in `<path>.sha256`; with `keep_prev` the file it replaces is
     kept as `<path>.prev` (what a resume falls back to when the newer one is found corrupt). The old checksum goes
@@ -208,13 +206,10 @@ def save_checkpoint(path, state, keep_prev=False):
     def write(tmp):
         torch.save(state, tmp)
         digest['sha256'] = sha256(tmp)
-        if keep_prev and path.exists():
-            prev = path.with_name(path.name + '.prev')
-            path.replace(prev)
-            if _side(path).exists(): _side(path).replace(_side(prev))
-        _side(path).unlink(missing_ok=True)
+        if keep_prev and path.exists(): move_aside(path, path.name + '.prev')
+        checksum_path(path).unlink(missing_ok=True)
     atomic_write(path, write)
-    atomic_write_text(_side(path), json.dumps(digest))
+    atomic_write_text(checksum_path(path), json.dumps(digest))
     return path
 
 def load_checkpoint(path, device='cpu'):
@@ -222,7 +217,7 @@ def load_checkpoint(path, device='cpu'):
     written with it) is an error that names the path."""
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"checkpoint {p} does not exist")
-    side = _side(p)
+    side = checksum_path(p)
     try: rec = json.loads(side.read_text()) if side.exists() else None
     except ValueError: rec = None
     if isinstance(rec, dict) and rec.get('sha256') != sha256(p):

@@ -14,6 +14,7 @@ from torch.profiler import record_function
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock, FolderLocked
+from .core import move_aside, set_aside
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .data import manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
@@ -184,9 +185,9 @@ def validate(self: Trainer, k_conf_thresh=None, beta=None):
     if self.world > 1:                                      # every rank: all batches, in the one-process order
         parts = [None] * self.world
         dist.all_gather_object(parts, (ests, truth, refs, sums))
-        order = lambda i: [p[i][j] for j in range(len(parts[0][i])) for p in parts if j < len(p[i])]
-        ests, truth = order(0), order(1)
-        refs = {k: [p[2][k][j] for j in range(len(parts[0][2][k])) for p in parts if j < len(p[2][k])] for k in refs}
+        deal = lambda ls: [l[j] for j in range(max(map(len, ls))) for l in ls if j < len(l)]   # undo the dealing
+        ests, truth = deal([p[0] for p in parts]), deal([p[1] for p in parts])
+        refs = {k: deal([p[2][k] for p in parts]) for k in refs}
         sums = {k: sum(p[3].get(k, 0.0) for p in parts) for k in parts[0][3]}
     cat = lambda parts: {k: torch.cat([d[k] for d in parts]) for k in parts[0]}
     m = metrics(cfg, cat(ests), cat(truth))
@@ -202,23 +203,12 @@ def _save(self: Trainer, name, state):
     save_checkpoint(self.out / name, state, keep_prev=name == 'last.pt')
 
 
-def _aside(p, name):
-    "Rename file p to `name` in its folder, with its checksum file."
-    p.replace(p.with_name(name))
-    side = p.with_name(p.name + '.sha256')
-    if side.exists(): side.replace(p.with_name(name + '.sha256'))
-
-
 @patch
 def _set_aside(self: Trainer, why):
     "Move an earlier run's checkpoints and log aside (suffix .stale-<time>), and say so."
-    stamp = int(time.time())
-    names = ('last.pt', 'last.pt.prev', 'best.pt', 'log.jsonl')
-    kept = [n for n in names if (self.out / n).exists()]
-    for n in kept: _aside(self.out / n, f'{n}.stale-{stamp}')
+    kept = set_aside(self.out, ('last.pt', 'last.pt.prev', 'best.pt', 'log.jsonl'), 'stale')
     if kept:
-        warnings.warn(f"{self.out}: {why}; moved {', '.join(kept)} aside (suffix .stale-{stamp}), "
-                      "training from scratch")
+        warnings.warn(f"{self.out}: {why}; moved {', '.join(kept)} aside (suffix .stale-<time>), training from scratch")
 
 
 @patch
@@ -239,7 +229,7 @@ def _resume_file(self: Trainer, epochs):
             bad.append(p)
             warnings.warn(f"{e}; set aside as {p.name}.corrupt-{stamp}"
                           + (", resuming from the previous checkpoint" if p == last and len(found) > 1 else ''))
-    for p in bad: _aside(p, f'{p.name}.corrupt-{stamp}')
+    for p in bad: move_aside(p, f'{p.name}.corrupt-{stamp}')
     if ck is None:
         raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
                          "corrupt, set aside); a rerun starts afresh (keeping best.pt and log.jsonl aside)")
@@ -255,7 +245,7 @@ def _resume_file(self: Trainer, epochs):
     if best.exists() or ck.get('best_epoch'):
         try: load_checkpoint(best)
         except (ValueError, FileNotFoundError) as e:        # the best objective would point at a broken file
-            if best.exists(): _aside(best, f'best.pt.corrupt-{stamp}')
+            if best.exists(): move_aside(best, f'best.pt.corrupt-{stamp}')
             if ck.get('best_model') is not None:            # the copy kept in last.pt
                 self._save('best.pt', self._best_ck(dict(best=ck['best'], best_epoch=ck['best_epoch']),
                                                     ck['best_model']))
@@ -263,6 +253,7 @@ def _resume_file(self: Trainer, epochs):
             else:
                 warnings.warn(f"{e}; set aside, it will be rewritten by the next improving epoch")
                 broken = True
+    self._ck = ck                                           # resume() on this rank need not read it again
     return path, broken
 
 
@@ -294,7 +285,7 @@ def resume(self: Trainer, epochs):
     if found is None:
         return dict(epoch=0, best=float('inf'), bad=0, log=[], best_epoch=None)
     path, best_broken = found
-    ck = load_checkpoint(path, self.device)
+    ck = self.__dict__.pop('_ck', None) or load_checkpoint(path, self.device)     # rank 0 has it already
     try:
         self.model.load_state_dict(ck['model'])
         self.opt.load_state_dict(ck['opt'])
