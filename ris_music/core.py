@@ -4,17 +4,19 @@
 
 # %% ../nbs/00_core.ipynb #b937d896
 from __future__ import annotations
-import os, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib
+import os, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, functools
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path', 'move_aside', 'set_aside', 'FolderLocked', 'dir_lock',
-           'Config', 'read_json', 'check_keys', 'load_preset', 'positions', 'as_tensor', 'direction', 'steering',
-           'source_mask', 'search_box', 'to_box', 'from_box', 'quantize_phase', 'dft_codebook', 'make_codebook',
-           'budget', 'report']
+__all__ = ['CONFIG_RULES', 'PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path', 'move_aside', 'set_aside',
+           'FolderLocked', 'dir_lock', 'Config', 'validate_config', 'read_json', 'check_keys', 'load_preset',
+           'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction', 'steering', 'source_mask',
+           'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points', 'SearchGrid', 'damped_newton',
+           'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -28,18 +30,18 @@ def atomic_write(path, write):
         tmp.unlink(missing_ok=True)
     return path
 
-
+# %% ../nbs/00_core.ipynb #1bc5be16
 def atomic_write_text(path, text):
     "Write `text` to `path` atomically."
     return atomic_write(path, lambda t: t.write_text(text))
 
-
+# %% ../nbs/00_core.ipynb #2053b76c
 def checksum_path(path):
     "Where the SHA-256 of a file written with a checksum (a checkpoint) is kept: `<path>.sha256`."
     path = Path(path)
     return path.with_name(path.name + '.sha256')
 
-
+# %% ../nbs/00_core.ipynb #63e68dc4
 def move_aside(path, name):
     "Rename file `path` to `name` in its folder, its checksum file along with it; returns the new path."
     path = Path(path)
@@ -48,7 +50,7 @@ def move_aside(path, name):
     if checksum_path(path).exists(): checksum_path(path).replace(checksum_path(new))
     return new
 
-
+# %% ../nbs/00_core.ipynb #522472ad
 def set_aside(folder, names, tag):
     "Move those of the files `names` that exist in `folder` to `<name>.<tag>-<time>`; returns the names moved."
     stamp = int(time.time())
@@ -60,7 +62,7 @@ def set_aside(folder, names, tag):
 class FolderLocked(RuntimeError):
     "Another process is writing to (or, for a writer, reading) this folder."
 
-
+# %% ../nbs/00_core.ipynb #6166db71
 def _holder(f):
     "Who holds the lock file f: the writer it names, or readers (shared holders write nothing)."
     try:
@@ -71,7 +73,7 @@ def _holder(f):
         f.seek(0)
         return f.read().strip() or 'another process'
 
-
+# %% ../nbs/00_core.ipynb #22b885c5
 @contextlib.contextmanager
 def dir_lock(path, what='writing', shared=False):
     """Hold a lock on folder `path` for the block: exclusive (one writer; the folder is created if missing), or with
@@ -183,98 +185,122 @@ class Config:
     succ_theta_deg: float = 5.0
     succ_r: float = 1.0
 
-    def __post_init__(self):
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if (
-                f.type in ('int', 'float')
-                and (not isinstance(v, (int, float)) or isinstance(v, bool))
-                or f.type == 'int'
-                and isinstance(v, float)
-                or f.type == 'bool'
-                and not isinstance(v, bool)
-                or f.type == 'str'
-                and not isinstance(v, str)
-            ):
-                raise TypeError(f"Config field {f.name!r}: expected {f.type}, got {v!r}")
-        for n in ('Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid batch_size '
-                  'D_MODEL NUM_HEADS n_layers early_stop_patience').split():
-            if getattr(self, n) < 1:
-                raise ValueError(f"Config field {n!r} must be >= 1, got {getattr(self, n)!r}")
-        if not 1 <= self.K_min <= self.K_max:
-            raise ValueError(f"Config: need 1 <= K_min <= K_max, got K_min={self.K_min}, K_max={self.K_max}")
-        if not 0 < self.r_min < self.r_max:
-            raise ValueError(f"Config: need 0 < r_min < r_max, got r_min={self.r_min}, r_max={self.r_max}")
-        if self.codebook not in ('dft', 'random'):
-            raise ValueError(f"Config field 'codebook': expected 'dft' or 'random', got {self.codebook!r}")
-        if self.cml_criterion not in ('glrt', 'bic', 'mdl'):
-            raise ValueError(f"Config field 'cml_criterion': expected 'glrt', 'bic' or 'mdl', "
-                             f"got {self.cml_criterion!r}")
-        if not 0 < self.cml_pfa < 1:
-            raise ValueError(f"Config field 'cml_pfa' must lie in (0, 1), got {self.cml_pfa!r}")
-        if self.shrink not in ('none', 'fixed', 'snr', 'lw', 'oas'):
-            raise ValueError(f"Config field 'shrink': unknown {self.shrink!r}")
-        if self.VAL_PRIMARY not in ('loss', 'k_loc'):
-            raise ValueError(f"Config field 'VAL_PRIMARY': expected 'loss' or 'k_loc', got {self.VAL_PRIMARY!r}")
-        if not 0 <= self.HYBRID_COV_BETA <= 1:
-            raise ValueError(f"Config field 'HYBRID_COV_BETA' must lie in [0, 1], got {self.HYBRID_COV_BETA}")
-        checks = dict(freq=self.freq > 0, spacing=self.spacing > 0, bs_distance=self.bs_distance > 0,
-                      phi_deg=0 < self.phi_deg <= 90, theta_deg=0 < self.theta_deg <= 90,
-                      source_corr=0 <= self.source_corr <= 1, phase_bits=self.phase_bits >= 0,
-                      min_sep_deg=self.min_sep_deg >= 0, shrink_alpha=0 <= self.shrink_alpha <= 1,
-                      diag_load=self.diag_load >= 0, newton_iter=self.newton_iter >= 0, lr=self.lr > 0,
-                      dropout=0 <= self.dropout < 1, K_CONF_THRESH=self.K_CONF_THRESH >= 0,
-                      weight_decay=self.weight_decay >= 0, grad_clip=self.grad_clip > 0,
-                      warmup_frac=0 <= self.warmup_frac <= 1, newton_lr=self.newton_lr > 0)
-        for name, ok in checks.items():                    # NaN fails every comparison, so it is caught here too
-            if not ok: raise ValueError(f"Config field {name!r} is out of range: {getattr(self, name)!r}")
-        if not self.snr_min_db <= self.snr_max_db:
-            raise ValueError(f"Config: need snr_min_db <= snr_max_db, got {self.snr_min_db} > {self.snr_max_db}")
-        if self.K_max >= self.Nh * self.Nv:
-            raise ValueError(f"Config: K_max={self.K_max} must be below the number of RIS elements "
-                             f"N={self.Nh * self.Nv}")
-        if self.D_MODEL % self.NUM_HEADS:
-            raise ValueError(f"Config: D_MODEL={self.D_MODEL} is not divisible by NUM_HEADS={self.NUM_HEADS}")
-
-    # derived quantities
-    @property
-    def N(self):
-        return self.Nh * self.Nv
-
-    @property
-    def wavelength(self):
-        return 299_792_458.0 / self.freq
-
-    @property
-    def k(self):
-        return 2 * math.pi / self.wavelength
-
-    @property
-    def d(self):
-        return self.spacing * self.wavelength
-
-    @property
-    def aperture(self):
-        return self.d * math.hypot(self.Nh - 1, self.Nv - 1)
-
-    @property
-    def bounds(self):
-        "Lower and upper bounds of (phi, theta, r) in radians and metres."
-        p, t = math.radians(self.phi_deg), math.radians(self.theta_deg)
-        return (-p, -t, self.r_min), (p, t, self.r_max)
-
-    def replace(self, **kw):
-        "A copy with some fields changed (unknown names are an error)."
-        return dataclasses.replace(self, **check_keys(kw, 'Config.replace'))
-
-    def to_dict(self):
-        return asdict(self)
-
-    def to_json(self, path):
-        "Write the config to `path` as JSON (atomically)."
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+    def __post_init__(self): validate_config(self)
 
 
+# %% ../nbs/00_core.ipynb #7d49646d
+_AT_LEAST_ONE = ('Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid batch_size '
+                 'D_MODEL NUM_HEADS n_layers early_stop_patience').split()
+_CHOICES = dict(codebook=('dft', 'random'), cml_criterion=('glrt', 'bic', 'mdl'),
+                shrink=('none', 'fixed', 'snr', 'lw', 'oas'), VAL_PRIMARY=('loss', 'k_loc'))
+# (fields, test of their values, requirement): one rule per line; NaN fails every comparison, so it is caught too
+CONFIG_RULES = (
+    [(n, lambda v: v >= 1, '>= 1') for n in _AT_LEAST_ONE]
+    + [(n, lambda v, ch=ch: v in ch, 'one of ' + ', '.join(map(repr, ch))) for n, ch in _CHOICES.items()]
+    + [
+        ('K_min K_max', lambda a, b: 1 <= a <= b, '1 <= K_min <= K_max'),
+        ('r_min r_max', lambda a, b: 0 < a < b, '0 < r_min < r_max'),
+        ('cml_pfa', lambda v: 0 < v < 1, 'in (0, 1)'),
+        ('HYBRID_COV_BETA', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('freq', lambda v: v > 0, '> 0'),
+        ('spacing', lambda v: v > 0, '> 0'),
+        ('bs_distance', lambda v: v > 0, '> 0'),
+        ('phi_deg', lambda v: 0 < v <= 90, 'in (0, 90]'),
+        ('theta_deg', lambda v: 0 < v <= 90, 'in (0, 90]'),
+        ('source_corr', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('phase_bits', lambda v: v >= 0, '>= 0'),
+        ('min_sep_deg', lambda v: v >= 0, '>= 0'),
+        ('shrink_alpha', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('diag_load', lambda v: v >= 0, '>= 0'),
+        ('newton_iter', lambda v: v >= 0, '>= 0'),
+        ('lr', lambda v: v > 0, '> 0'),
+        ('dropout', lambda v: 0 <= v < 1, 'in [0, 1)'),
+        ('K_CONF_THRESH', lambda v: v >= 0, '>= 0'),
+        ('weight_decay', lambda v: v >= 0, '>= 0'),
+        ('grad_clip', lambda v: v > 0, '> 0'),
+        ('warmup_frac', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('newton_lr', lambda v: v > 0, '> 0'),
+        ('snr_min_db snr_max_db', lambda a, b: a <= b, 'snr_min_db <= snr_max_db'),
+        ('K_max N', lambda k, n: k < n, 'K_max below the number of RIS elements N'),
+        ('D_MODEL NUM_HEADS', lambda d, h: d % h == 0, 'D_MODEL divisible by NUM_HEADS'),
+    ]
+)
+
+# %% ../nbs/00_core.ipynb #bd93fb65
+def _type_ok(kind, v):
+    "Whether value `v` fits a field annotated `kind` ('int', 'float', 'bool', 'str'); bools are not numbers."
+    if kind in ('int', 'float'):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and not (kind == 'int' and isinstance(v, float))
+    return isinstance(v, {'bool': bool, 'str': str}.get(kind, object))
+
+# %% ../nbs/00_core.ipynb #6a1079ce
+def validate_config(cfg):
+    "Check the types of `cfg`'s fields, then every rule of `CONFIG_RULES`; the first failure is an error naming it."
+    for f in fields(cfg):
+        if not _type_ok(f.type, getattr(cfg, f.name)):
+            raise TypeError(f"Config field {f.name!r}: expected {f.type}, got {getattr(cfg, f.name)!r}")
+    for names, ok, need in CONFIG_RULES:
+        vals = [getattr(cfg, n) for n in names.split()]
+        if ok(*vals): continue
+        if len(vals) == 1: raise ValueError(f"Config field {names!r} must be {need}, got {vals[0]!r}")
+        raise ValueError(f"Config: need {need}, got " + ', '.join(f'{n}={v!r}' for n, v in zip(names.split(), vals)))
+
+# %% ../nbs/00_core.ipynb #07ffdd45
+@patch(as_prop=True)
+def N(self:Config):
+    "Number of RIS elements."
+    return self.Nh * self.Nv
+
+# %% ../nbs/00_core.ipynb #9822141e
+@patch(as_prop=True)
+def wavelength(self:Config):
+    "Carrier wavelength [m]."
+    return 299_792_458.0 / self.freq
+
+# %% ../nbs/00_core.ipynb #ca33434c
+@patch(as_prop=True)
+def k(self:Config):
+    "Wavenumber 2 pi / lambda [rad/m]."
+    return 2 * math.pi / self.wavelength
+
+# %% ../nbs/00_core.ipynb #45c8f13f
+@patch(as_prop=True)
+def d(self:Config):
+    "Element spacing [m]."
+    return self.spacing * self.wavelength
+
+# %% ../nbs/00_core.ipynb #59312c39
+@patch(as_prop=True)
+def aperture(self:Config):
+    "Aperture D [m]: the diagonal between the outermost elements."
+    return self.d * math.hypot(self.Nh - 1, self.Nv - 1)
+
+# %% ../nbs/00_core.ipynb #6ed06883
+@patch(as_prop=True)
+def bounds(self:Config):
+    "Lower and upper bounds of (phi, theta, r) in radians and metres."
+    p, t = math.radians(self.phi_deg), math.radians(self.theta_deg)
+    return (-p, -t, self.r_min), (p, t, self.r_max)
+
+# %% ../nbs/00_core.ipynb #31d55981
+@patch
+def replace(self:Config, **kw):
+    "A copy with some fields changed (unknown names are an error)."
+    return dataclasses.replace(self, **check_keys(kw, 'Config.replace'))
+
+# %% ../nbs/00_core.ipynb #b986eb7c
+@patch
+def to_dict(self:Config):
+    "The fields as a plain dict."
+    return asdict(self)
+
+# %% ../nbs/00_core.ipynb #2a26efd2
+@patch
+def to_json(self:Config, path):
+    "Write the config to `path` as JSON (atomically)."
+    atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+# %% ../nbs/00_core.ipynb #51689077
 def read_json(path, what, error=ValueError, missing=None):
     "The parsed JSON file at `path`; a missing or malformed file is an `error` naming the path and `what` it is."
     p = Path(path)
@@ -283,6 +309,7 @@ def read_json(path, what, error=ValueError, missing=None):
     try: return json.loads(p.read_text())
     except ValueError as e: raise error(f"{p}: {what} is not valid JSON ({e})") from None
 
+# %% ../nbs/00_core.ipynb #55022cbe
 def check_keys(d, where):
     "`d` if every key is a Config field, else a KeyError that names `where` and suggests the intended key."
     names = [f.name for f in fields(Config)]
@@ -331,26 +358,32 @@ def positions(cfg, dtype=torch.float64, device=None):
     jj, ii = torch.meshgrid(j, i, indexing='ij')
     return torch.stack([ii.flatten() * cfg.d, jj.flatten() * cfg.d, torch.zeros(cfg.N, dtype=dtype, device=device)], -1)
 
-
+# %% ../nbs/00_core.ipynb #a32f5529
 def as_tensor(x, dtype=None, device=None):
     "A torch tensor from a tensor, numpy array or number."
     if isinstance(x, torch.Tensor):
         return x.to(dtype=dtype or x.dtype, device=device or x.device)
     return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
 
+# %% ../nbs/00_core.ipynb #fe433ec8
+def real_dtype(dtype):
+    "The real dtype of a complex (or real) torch dtype: complex64 -> float32, complex128 -> float64."
+    return dtype.to_real()
 
+# %% ../nbs/00_core.ipynb #79d04e3e
+class NonFiniteError(ValueError, FloatingPointError):
+    "A NaN or Inf where a finite value is needed (an input, a covariance, a loss); caught as either parent."
+
+# %% ../nbs/00_core.ipynb #6b6a3bee
 def direction(phi, theta):
     "Unit vectors u(phi, theta), shape (..., 3)."
     ct = torch.cos(theta)
     return torch.stack([ct * torch.sin(phi), torch.sin(theta), ct * torch.cos(phi)], -1)
 
-
-_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
-
-
+# %% ../nbs/00_core.ipynb #5a371912
 def steering(cfg, phi, theta, r, dtype=torch.complex64, model='exact'):
     "Near-field steering vectors (..., N) for sources at (phi, theta, r); `model` is 'exact', 'fresnel' or 'plane'."
-    rdt = _REAL[dtype]
+    rdt = real_dtype(dtype)
     dev = next((x.device for x in (phi, theta, r) if isinstance(x, torch.Tensor)), None)
     phi, theta, r = torch.broadcast_tensors(*(as_tensor(x, rdt, dev) for x in (phi, theta, r)))
     if bool((r <= 0).any()):                                      # NaN passes through, as everywhere in torch
@@ -376,7 +409,7 @@ def source_mask(K, K_max):
     K = as_tensor(K)
     return torch.arange(K_max, device=K.device) < K[..., None]
 
-
+# %% ../nbs/00_core.ipynb #76ae7551
 def search_box(cfg, dtype=torch.float64, device=None):
     "Lower and upper bounds (3,) of (phi, theta, 1/r)."
     (p0, t0, r0), (p1, t1, r1) = cfg.bounds
@@ -385,17 +418,127 @@ def search_box(cfg, dtype=torch.float64, device=None):
         torch.tensor([p1, t1, 1 / r0], dtype=dtype, device=device),
     )
 
-
+# %% ../nbs/00_core.ipynb #6d25bfe6
 def to_box(cfg, p):
     "Map points (..., 3) in (phi, theta, 1/r) to the unit search box [-1, 1] x [-1, 1] x [0, 1]."
     (_, _, r0), (p1, t1, r1) = cfg.bounds
     return torch.stack([p[..., 0] / p1, p[..., 1] / t1, (p[..., 2] - 1 / r1) / (1 / r0 - 1 / r1)], -1)
 
-
+# %% ../nbs/00_core.ipynb #a29003f6
 def from_box(cfg, x):
     "Inverse of `to_box`: points (..., 3) in (phi, theta, 1/r) from unit-box coordinates."
     (_, _, r0), (p1, t1, r1) = cfg.bounds
     return torch.stack([x[..., 0] * p1, x[..., 1] * t1, x[..., 2] * (1 / r0 - 1 / r1) + 1 / r1], -1)
+
+# %% ../nbs/00_core.ipynb #4d50f22f
+def clamp_box(x, lo, hi):
+    "`x` clamped elementwise into [lo, hi] (tensors that broadcast against it): the one clamp into the search box."
+    return torch.minimum(torch.maximum(x, lo), hi)
+
+# %% ../nbs/00_core.ipynb #e897ee09
+def to_points(est, dtype=torch.float64):
+    "Points (..., K, 3) in (phi, theta, 1/r) of an estimate or truth dict (ranges floored at 1 mm)."
+    return torch.stack([est['phi'], est['theta'], 1 / est['r'].clamp_min(1e-3)], -1).to(dtype)
+
+# %% ../nbs/00_core.ipynb #fe74ad9a
+def from_points(p, mask, **extra):
+    "Estimate dict (float32) from points `p` (..., K, 3) in (phi, theta, 1/r): phi, theta, r and `extra` fields, 0 off `mask`."
+    keep = lambda x: torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device)).float()
+    rho = p[..., 2]
+    r = torch.where(rho > 0, 1 / rho.clamp_min(1e-9), torch.zeros((), dtype=rho.dtype, device=rho.device))
+    return dict(phi=keep(p[..., 0]), theta=keep(p[..., 1]), r=keep(r), **{k: keep(v) for k, v in extra.items()})
+
+# %% ../nbs/00_core.ipynb #6804bd63
+class SearchGrid:
+    "A regular grid over the (phi, theta, 1/r) search box of a config, `shape` points per axis (built once, shared)."
+    _made = {}
+
+    def __new__(cls,
+                cfg:Config,   # the configuration whose search box is gridded
+                shape:tuple,  # points along phi, theta and 1/r
+               ):
+        shape = tuple(int(n) for n in shape)
+        if len(shape) != 3 or min(shape) < 1: raise ValueError(f"SearchGrid: shape must be 3 counts >= 1, got {shape}")
+        key = (cfg, shape)
+        if key not in cls._made:
+            g = super().__new__(cls)
+            g.shape = shape
+            g.lo, g.hi = search_box(cfg)
+            g.axes = tuple(torch.linspace(g.lo[i].item(), g.hi[i].item(), n, dtype=torch.float64)
+                           for i, n in enumerate(shape))
+            g.step = (g.hi - g.lo) / (torch.tensor(shape, dtype=torch.float64) - 1).clamp_min(1)
+            cls._made[key] = g
+        return cls._made[key]
+
+    def __len__(self): return math.prod(self.shape)
+    def __repr__(self): return f"SearchGrid(shape={self.shape}, step={[round(s, 5) for s in self.step.tolist()]})"
+
+# %% ../nbs/00_core.ipynb #caa825e1
+@patch(as_prop=True)
+def points(self:SearchGrid):
+    "All grid points (G, 3) in float64, flat index order (phi slowest)."
+    if not hasattr(self, '_points'):
+        self._points = torch.stack([a.flatten() for a in torch.meshgrid(*self.axes, indexing='ij')], -1)
+    return self._points
+
+# %% ../nbs/00_core.ipynb #70f2479a
+@patch
+def point(self:SearchGrid, idx):
+    "Grid points (..., 3) in float64 (on the CPU) of flat indices `idx`."
+    idx = torch.as_tensor(idx).cpu()
+    _, n_t, n_r = self.shape
+    phi, theta, rho = self.axes
+    return torch.stack([phi[idx // (n_t * n_r)], theta[(idx // n_r) % n_t], rho[idx % n_r]], -1)
+
+# %% ../nbs/00_core.ipynb #285cd3db
+@patch(cls_method=True)
+def music(cls:SearchGrid, cfg):
+    "The MUSIC grid of a config: `phi_grid` x `theta_grid` x `range_grid` points."
+    return cls(cfg, (cfg.phi_grid, cfg.theta_grid, cfg.range_grid))
+
+# %% ../nbs/00_core.ipynb #248fdf99
+def damped_newton(f,              # batched cost: f(x) -> (B,), differentiable twice
+                  x,              # starting points (B, d), float64
+                  lo, hi,         # box (d,) the iterates are clamped into
+                  iters:int,      # Newton iterations
+                  lr=1.0,         # step scale eta
+                  radius=None,    # trust radius (d,) per coordinate, or None
+                  mu0=1e-3,       # initial damping
+                  down=0.3, up=10.0,  # damping factors after a success / a failure
+                  mu_max=1e6,     # largest damping
+                 ):               # (x, f(x)) after the last iteration
+    "Minimise `f` from `x` by damped Newton steps within [lo, hi]; each point moves only where its cost drops."
+    B, d = x.shape
+    mu = torch.full((B,), mu0, dtype=torch.float64, device=x.device)
+    eye = torch.eye(d, dtype=torch.float64, device=x.device)
+    x = x.detach()
+    fx = None
+    with torch.enable_grad():
+        for _ in range(iters):
+            xg = x.clone().requires_grad_(True)
+            fv = f(xg)
+            (g,) = torch.autograd.grad(fv.sum(), xg, create_graph=True)
+            H = torch.stack([torch.autograd.grad(g[:, i].sum(), xg, retain_graph=i < d - 1)[0] for i in range(d)], 1)
+            g, fv, H = g.detach(), fv.detach(), H.detach()
+            lam_min = torch.linalg.eigvalsh(0.5 * (H + H.mT))[:, 0]
+            scale = torch.diagonal(H, dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1e-12)
+            shift = (-lam_min).clamp_min(0) * 1.01 + mu * scale
+            step = -lr * torch.linalg.solve(H + shift[:, None, None] * eye, g[..., None])[..., 0]
+            if radius is not None: step = torch.maximum(torch.minimum(step, radius), -radius)
+            cand = clamp_box(x + step, lo, hi)
+            with torch.no_grad(): fc = f(cand)
+            ok = fc < fv
+            x = torch.where(ok[:, None], cand, x)
+            fx = torch.where(ok, fc, fv)
+            mu = torch.where(ok, mu * down, mu * up).clamp(1e-9, mu_max)
+    if fx is None:
+        with torch.no_grad(): fx = f(x)
+    return x, fx
+
+# %% ../nbs/00_core.ipynb #6f2ecf92
+def cat_batches(parts):
+    "Concatenate a list of dicts of tensors along the first dimension, key by key (the keys of the first)."
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 # %% ../nbs/00_core.ipynb #e3516ff2
 def quantize_phase(c, bits):
@@ -405,7 +548,7 @@ def quantize_phase(c, bits):
     q = 2 * math.pi / 2**bits
     return torch.polar(torch.ones_like(c.real), torch.round(c.angle() / q) * q)
 
-
+# %% ../nbs/00_core.ipynb #d07c8288
 def dft_codebook(Nh, Nv, bh, bv, dtype=torch.complex64):
     "The (bh*bv, Nh*Nv) separable 2D-DFT beam codebook."
     ph = 2 * math.pi * torch.outer(torch.arange(bh, dtype=torch.float64), torch.arange(Nh, dtype=torch.float64)) / bh
@@ -413,7 +556,7 @@ def dft_codebook(Nh, Nv, bh, bv, dtype=torch.complex64):
     ph = (pv[:, None, :, None] + ph[None, :, None, :]).reshape(bv * bh, Nv * Nh)
     return torch.polar(torch.ones_like(ph), -ph).to(dtype)
 
-
+# %% ../nbs/00_core.ipynb #47ac2811
 def make_codebook(cfg, seed=0, dtype=torch.complex64):
     "The configured codebook (n_codes, N): DFT beams or seeded random phases, then phase quantisation."
     if cfg.codebook == 'dft':
@@ -456,7 +599,7 @@ def budget(cfg, warn=True):
             warnings.warn(f"preset {cfg.preset!r}: {m}", stacklevel=2)
     return out
 
-
+# %% ../nbs/00_core.ipynb #d4bed16a
 def report(cfg):
     "Print a config's physics and budget in one block."
     b = budget(cfg, warn=False)
