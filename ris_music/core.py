@@ -442,7 +442,7 @@ def to_points(est, dtype=torch.float64):
 
 # %% ../nbs/00_core.ipynb #fe74ad9a
 def from_points(p, mask, **extra):
-    "Estimate dict (float32) from points `p` (..., K, 3) in (phi, theta, 1/r): phi, theta, r and `extra` fields, 0 off `mask`."
+    "Estimate dict (float32) of points `p` (..., K, 3) in (phi, theta, 1/r): phi, theta, r, `extra`; 0 off `mask`."
     keep = lambda x: torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device)).float()
     rho = p[..., 2]
     r = torch.where(rho > 0, 1 / rho.clamp_min(1e-9), torch.zeros((), dtype=rho.dtype, device=rho.device))
@@ -458,7 +458,8 @@ class SearchGrid:
                 shape:tuple,  # points along phi, theta and 1/r
                ):
         shape = tuple(int(n) for n in shape)
-        if len(shape) != 3 or min(shape) < 1: raise ValueError(f"SearchGrid: shape must be 3 counts >= 1, got {shape}")
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"SearchGrid: shape must be 3 counts >= 1, got {shape}")
         key = (cfg, shape)
         if key not in cls._made:
             g = super().__new__(cls)

@@ -52,4 +52,5 @@ if __name__ == '__main__':
     bad += [f'function {f[0]} in {f[1]} has {f[2]} lines (> {MAX_FN})' for f in long]
     if med > MAX_MEDIAN: bad.append(f'median export cell {med} lines (> {MAX_MEDIAN})')
     if '--check' in sys.argv and bad:
-        print('\n'.join(bad)); sys.exit(1)
+        print("\n".join(bad))
+        sys.exit(1)
