@@ -3,7 +3,7 @@
 `python tools/shape.py` prints the report; `--check` exits 1 when an export cell is over 80 lines, a function over
 60 lines, or the median export cell over 25 lines.
 """
-import ast, json, statistics, sys
+import ast, json, re, statistics, sys
 from pathlib import Path
 
 NBS = Path(__file__).resolve().parents[1] / 'nbs'
@@ -24,6 +24,31 @@ def functions(tree):
     for n in ast.walk(tree):
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
             yield n.name, n.end_lineno - n.lineno + 1
+
+
+def api_names(readme=NBS.parent / 'README.md'):
+    "(name, notebook) of every name in the README's Public API table."
+    text = readme.read_text().split('## Public API', 1)[1].split('\n## ', 1)[0]
+    out = []
+    for row in text.splitlines():
+        cols = [c.strip() for c in row.split('|')]
+        if len(cols) < 4 or not cols[2][:2].isdigit(): continue
+        for m in re.finditer(r'`([A-Za-z_][A-Za-z0-9_.]*)', cols[1]):
+            out.append((m.group(1).split('.')[0], cols[2]))
+    return out
+
+
+def shown(name, nb):
+    "Whether notebook `nb` has a visible code cell that uses `name` and ends with an expression (its shown value)."
+    for c in json.loads((NBS / f'{nb}.ipynb').read_text())['cells']:
+        s = ''.join(c['source'])
+        if c['cell_type'] != 'code' or s.lstrip().startswith('#|') or not re.search(rf'\b{name}\b', s): continue
+        try: body = ast.parse(s).body
+        except SyntaxError: continue
+        if body and isinstance(body[-1], ast.Expr) and not (isinstance(body[-1].value, ast.Call) and
+                getattr(body[-1].value.func, 'id', '') in ('print', 'test_eq', 'test_close', 'test_fail')):
+            return True
+    return False
 
 
 def report():
@@ -48,9 +73,12 @@ if __name__ == '__main__':
     long = sorted((f for f in fns if f[2] > MAX_FN), key=lambda f: -f[2])
     for c in sorted(cells, reverse=True)[:8]: print(f'  cell {c[2]}: {c[0]} lines, {c[1]} definitions')
     for f in sorted(fns, key=lambda f: -f[2])[:8]: print(f'  function {f[0]} ({f[1]}): {f[2]} lines')
+    missing = [f'{n} ({nb})' for n, nb in api_names() if not shown(n, nb)]
+    print(f'public API names not shown with a value in their chapter: {len(missing)}', ', '.join(missing))
     bad = [f'cell {c[2]} has {c[0]} lines (> {MAX_CELL})' for c in big]
     bad += [f'function {f[0]} in {f[1]} has {f[2]} lines (> {MAX_FN})' for f in long]
     if med > MAX_MEDIAN: bad.append(f'median export cell {med} lines (> {MAX_MEDIAN})')
+    bad += [f'{m} is not shown with a value' for m in missing]
     if '--check' in sys.argv and bad:
         print("\n".join(bad))
         sys.exit(1)
