@@ -18,15 +18,14 @@ from .data import write_derived, read_derived
 from .covariance import build_effective_cov, cov_kwargs, mdl, aic, count_sources, signal_subspace
 from .covariance import subspace_error
 from .metrics import metrics, match, pair_cost, score, crb, fisher, crb_table, scene_snr, by_snr, confusion
-from .metrics import METHOD_STYLE
-from .music import music_localize, music_spectrum, music_grid, music_naive, newton_refine, pick_peaks
+from .music import music_localize, music_spectrum, music_grid, newton_refine, pick_peaks
 from .coded_ml import coded_ml_localize, cml_cov, cml_refine, cache_coded_ml, order_select
 from .model import RisNet, infer, decide_k, load_model, with_coded_ml
 from .loss import loss_terms, signal_projector
 from .train import Trainer, load_params
 
 _LAZY = {'run_hpo': 'hpo', 'SPACES': 'hpo', 'sweep': 'evaluate', 'run_methods': 'evaluate', 'summarize': 'evaluate',
-         'report_html': 'evaluate'}  # these modules load optuna or plotly: imported on first use
+         'report_html': 'evaluate', 'METHOD_STYLE': 'evaluate'}  # these modules load optuna or plotly: imported on first use
 
 def __getattr__(name):
     "The HPO and evaluation names, imported on first use (so `import ris_music` loads neither optuna nor plotly)."
