@@ -13,21 +13,23 @@ import torch
 from tqdm.auto import tqdm
 import warnings
 from torch.utils.data import DataLoader
+from fastcore.basics import patch
+from fastcore.docments import docments
 from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, read_json
-from .core import atomic_write, atomic_write_text, source_mask, dir_lock, FolderLocked
+from .core import atomic_write, atomic_write_text, source_mask, dir_lock, FolderLocked, real_dtype
 
 # %% auto #0
-__all__ = ['GEN_VERSION', 'FIELDS', 'SPLITS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
-           'backproject', 'r_samp', 'simulate', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
-           'generate_dataset', 'derived_dir', 'write_derived', 'read_derived', 'has_derived', 'DataError',
-           'read_config', 'manifest_hash', 'read_manifest', 'ShardDataset', 'loader', 'to_device', 'n_samples',
-           'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
+__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'FIELDS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov',
+           'pinv_right', 'backproject', 'r_samp', 'simulate', 'complete_batch', 'shard_seed', 'config_hash', 'sha256',
+           'save_npy', 'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
+           'derived_dir', 'write_derived', 'read_derived', 'has_derived', 'ShardDataset', 'loader', 'to_device',
+           'n_samples', 'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #887b8747
-GEN_VERSION = 1
-
-
-def draw_scenes(cfg, n, g):
+def draw_scenes(cfg:Config,  # the configuration (K range, search bounds, ranges, SNR range, min_sep_deg)
+                n:int,  # how many scenes
+                g:torch.Generator,  # the random generator (every draw comes from it)
+               )->dict:  # K (n,) int8; phi, theta, r, snr_db (n, K_max) float32, zero beyond K
     "Draw `n` scenes: K, (phi, theta, r) and per-source SNR, padded to K_max (sources beyond K are zero)."
     Km = cfg.K_max
     K = torch.randint(cfg.K_min, Km + 1, (n,), generator=g)
@@ -48,7 +50,7 @@ def draw_scenes(cfg, n, g):
     z = lambda x: torch.where(mask, x, torch.zeros_like(x)).float()
     return dict(K=K.to(torch.int8), phi=z(phi), theta=z(theta), r=z(r), snr_db=z(snr))
 
-
+# %% ../nbs/01_data.ipynb #2f995d17
 def bs_ris_channel(cfg, n, g):
     "Rician BS-RIS channels (n, M, N), unit average gain per entry, rank M."
     kap = 10 ** (cfg.rician_k_db / 10)
@@ -61,7 +63,7 @@ def bs_ris_channel(cfg, n, g):
     nlos = torch.randn(n, cfg.M, cfg.N, generator=g, dtype=torch.complex128)
     return (math.sqrt(kap / (1 + kap)) * los + math.sqrt(1 / (1 + kap)) * nlos).to(torch.complex64)
 
-
+# %% ../nbs/01_data.ipynb #9e7c80f5
 def source_cov(cfg, snr_db, K):
     "Source covariance P^{1/2} Gamma P^{1/2} (n, K_max, K_max), zero beyond K."
     Km = snr_db.shape[-1]
@@ -71,16 +73,12 @@ def source_cov(cfg, snr_db, K):
     gam = (1 - rho) * torch.eye(Km, dtype=sq.dtype, device=sq.device) + rho
     return sq[..., :, None] * gam * sq[..., None, :]
 
-
+# %% ../nbs/01_data.ipynb #ab15b23b
 def true_cov(cfg, batch, dtype=torch.complex64):
     "The RIS-domain covariance R = A P^{1/2} Gamma P^{1/2} A^H (n, N, N) of a batch of scenes."
     A = steering(cfg, batch['phi'], batch['theta'], batch['r'].clamp_min(1e-3), dtype=dtype)  # padded: r = 0
-    S = source_cov(cfg, batch['snr_db'].to(_real(dtype)), batch['K']).to(dtype)
+    S = source_cov(cfg, batch['snr_db'].to(real_dtype(dtype)), batch['K']).to(dtype)
     return A.transpose(-1, -2) @ S @ A.conj()
-
-
-def _real(dtype):
-    return torch.float64 if dtype == torch.complex128 else torch.float32
 
 # %% ../nbs/01_data.ipynb #5a0c1747
 def pinv_right(H):
@@ -88,12 +86,12 @@ def pinv_right(H):
     Hd = H.to(torch.complex128)
     return torch.linalg.solve(Hd @ Hd.mT.conj(), Hd).mT.conj().to(H.dtype)
 
-
+# %% ../nbs/01_data.ipynb #691d724c
 def backproject(y, Hpinv, codes):
     "Minimum-norm back-projected snapshots diag(c_l^*) H^+ y_l, (..., L, N)."
     return codes.conj() * (y @ Hpinv.mT)
 
-
+# %% ../nbs/01_data.ipynb #6b15cf0b
 def r_samp(y, Hpinv, codes, noise_var=None):
     """Back-projected sample covariance (..., N, N) from y (..., L, M), H^+ (..., N, M), codes (..., L, N).
 
@@ -107,7 +105,12 @@ def r_samp(y, Hpinv, codes, noise_var=None):
     return R
 
 # %% ../nbs/01_data.ipynb #d804cf57
-def simulate(cfg, n, g, codebook, latent=False):
+def simulate(cfg:Config,  # the configuration of the scenes, the channel and the RIS
+             n:int,  # how many scenes
+             g:torch.Generator,  # the random generator: a seed fixes every byte
+             codebook:torch.Tensor,  # (n_codes, N) the RIS configurations the snapshots choose from
+             latent:bool=False,  # also return the symbols `s` (n, L, K_max) and the RIS-domain snapshots `x` (n, L, N)
+            )->dict:  # the per-scene fields of a shard (`SHARD_FIELDS`), and `s`, `x` with `latent`
     "Simulate `n` scenes; returns a dict of per-scene fields (and the latent symbols with `latent=True`)."
     sc = draw_scenes(cfg, n, g)
     nc = codebook.shape[0]
@@ -131,8 +134,28 @@ def simulate(cfg, n, g, codebook, latent=False):
         out.update(s=s, x=x)
     return out
 
+# %% ../nbs/01_data.ipynb #cbatch02
+def complete_batch(cfg:Config,              # the configuration the batch was simulated with (K_max, debias)
+                   b:dict,                  # a raw batch: a `simulate` output or the fields read from a shard
+                   codebook:torch.Tensor,   # (n_codes, N) the RIS codebook that `code_idx` indexes
+                   rsamp:bool=False,        # also rebuild R_samp from (y, H^+, codes)
+                  )->dict:                  # `b`, completed in place
+    "Add `mask`, `codes` and (with `rsamp`) `R_samp` to a raw batch; `K` and `code_idx` become long."
+    b['K'] = b['K'].long()
+    b['code_idx'] = b['code_idx'].long()
+    b['mask'] = source_mask(b['K'], cfg.K_max)
+    b['codes'] = codebook[b['code_idx']]
+    if rsamp:
+        Hpinv = b['Hpinv'] if 'Hpinv' in b else pinv_right(b['H'])
+        b['R_samp'] = r_samp(b['y'], Hpinv, b['codes'], b['noise_var'] if cfg.debias else None)
+    return b
+
 # %% ../nbs/01_data.ipynb #f883f8e9
-FIELDS = {  # name: (per-sample shape as a function of cfg, numpy dtype)
+GEN_VERSION = 1  # the simulator's version, recorded in every shard and manifest
+SPLITS = ('train', 'val', 'test')
+
+# %% ../nbs/01_data.ipynb #8f0bf52a
+SHARD_FIELDS = {  # name: (per-sample shape as a function of cfg, numpy dtype)
     'y': (lambda c: (c.L, c.M), 'complex64'),
     'H': (lambda c: (c.M, c.N), 'complex64'),
     'Hpinv': (lambda c: (c.N, c.M), 'complex64'),
@@ -144,12 +167,18 @@ FIELDS = {  # name: (per-sample shape as a function of cfg, numpy dtype)
     'K': (lambda c: (), 'int8'),
     'noise_var': (lambda c: (), 'float32'),
 }
-SPLITS = ('train', 'val', 'test')
+FIELDS = SHARD_FIELDS  # the earlier name, kept as an alias
 
-
+# %% ../nbs/01_data.ipynb #ca7d19ed
 def shard_seed(seed, split, index):
     "The generator seed of one shard, fixed by (dataset seed, split, shard index)."
     return int(np.random.SeedSequence([seed, SPLITS.index(split), index]).generate_state(1, np.uint64)[0] >> 1)
+
+# %% ../nbs/01_data.ipynb #f092893f
+_PHYS = (  # the config fields that change the data
+    'Nh Nv freq spacing M rician_k_db bs_distance bs_phi_deg bs_theta_deg L codebook cb_h cb_v n_codes phase_bits '
+    'K_min K_max phi_deg theta_deg r_min r_max snr_min_db snr_max_db source_corr min_sep_deg'
+).split()
 
 
 def config_hash(cfg):
@@ -157,21 +186,22 @@ def config_hash(cfg):
     phys = {k: v for k, v in cfg.to_dict().items() if k in _PHYS}
     return hashlib.sha256(json.dumps(phys, sort_keys=True).encode()).hexdigest()[:16]
 
-
-_PHYS = (
-    'Nh Nv freq spacing M rician_k_db bs_distance bs_phi_deg bs_theta_deg L codebook cb_h cb_v n_codes phase_bits '
-    'K_min K_max phi_deg theta_deg r_min r_max snr_min_db snr_max_db source_corr min_sep_deg'
-).split()
-
-
+# %% ../nbs/01_data.ipynb #5c511e0e
 def sha256(path, chunk=1 << 22):
+    "The SHA-256 (hex) of a file, read in chunks of `chunk` bytes."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/01_data.ipynb #4491f1cf
+def _changed_files(folder, files):
+    "{field: path} of the files `files` ({field: SHA-256}) in `folder` that are missing or whose checksum differs."
+    paths = {k: Path(folder) / f'{k}.npy' for k in files}
+    return {k: p for k, p in paths.items() if not p.exists() or sha256(p) != files[k]}
 
+# %% ../nbs/01_data.ipynb #b08259ab
 def save_npy(path, arr):
     "Write a .npy file atomically."
 
@@ -181,8 +211,25 @@ def save_npy(path, arr):
 
     return atomic_write(path, write)
 
+# %% ../nbs/01_data.ipynb #597fd1ce
+def _save_fields(folder, parts):
+    "Write the shard fields of the simulated `parts`, concatenated, one .npy each; returns their SHA-256 by field."
+    files = {}
+    for name, (_, dt) in SHARD_FIELDS.items():  # one field at a time: a shard's memory once, not twice
+        arr = np.ascontiguousarray(torch.cat([p[name] for p in parts]).numpy().astype(dt, copy=False))
+        save_npy(folder / f'{name}.npy', arr)
+        files[name] = sha256(folder / f'{name}.npy')
+    return files
 
-def write_shard(cfg, root, split, index, n, seed, chunk=1024):
+# %% ../nbs/01_data.ipynb #9b4e33f7
+def write_shard(cfg:Config,  # the dataset's configuration
+                root,  # the dataset folder
+                split:str,  # 'train', 'val' or 'test'
+                index:int,  # the shard's index in its split
+                n:int,  # the shard's number of samples
+                seed:int,  # the dataset seed (with split and index, it fixes the shard's seed)
+                chunk:int=1024,  # scenes simulated at a time
+               )->dict:  # the shard's record (as in the manifest)
     "Simulate one shard and write it atomically to root/split/index; returns its record."
     torch.set_num_threads(1)
     root = Path(root)
@@ -193,41 +240,30 @@ def write_shard(cfg, root, split, index, n, seed, chunk=1024):
     tmp.mkdir(parents=True)
     g = torch.Generator().manual_seed(shard_seed(seed, split, index))
     cb = make_codebook(cfg, seed)
-    parts = [simulate(cfg, min(chunk, n - i), g, cb) for i in range(0, n, chunk)]
-    files = {}
-    for name, (_, dt) in FIELDS.items():
-        arr = np.ascontiguousarray(torch.cat([p[name] for p in parts]).numpy().astype(dt, copy=False))
-        save_npy(tmp / f'{name}.npy', arr)
-        files[name] = sha256(tmp / f'{name}.npy')
-    rec = dict(
-        split=split,
-        index=index,
-        n=n,
-        seed=shard_seed(seed, split, index),
-        path=f'{split}/{index:05d}',
-        files=files,
-        config_hash=config_hash(cfg),
-        generator_version=GEN_VERSION,
-    )
+    files = _save_fields(tmp, [simulate(cfg, min(chunk, n - i), g, cb) for i in range(0, n, chunk)])
+    rec = dict(split=split, index=index, n=n, seed=shard_seed(seed, split, index), path=f'{split}/{index:05d}',
+               files=files, config_hash=config_hash(cfg), generator_version=GEN_VERSION)
     atomic_write_text(tmp / 'shard.json', json.dumps(rec, indent=1))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
     return rec
 
-
+# %% ../nbs/01_data.ipynb #24a627c2
 def _init_worker():
+    "Initialise a shard-writing process: one torch thread (the processes are the parallelism)."
     torch.set_num_threads(1)
 
 # %% ../nbs/01_data.ipynb #884ac21b
 def _plan(counts, shard_size):
+    "The shards (split, index, n) of a dataset with these split sizes."
     return [
         (s, i, min(shard_size, counts[s] - i * shard_size))
         for s in SPLITS
         for i in range(math.ceil(counts[s] / shard_size))
     ]
 
-
+# %% ../nbs/01_data.ipynb #16fccd74
 def _existing(root, cfg, split, index, n, seed):
     "The record of a complete, consistent shard already on disk (checksums included), else None."
     p = Path(root) / split / f'{index:05d}' / 'shard.json'
@@ -240,14 +276,12 @@ def _existing(root, cfg, split, index, n, seed):
         and rec.get('seed') == shard_seed(seed, split, index)
         and rec.get('config_hash') == config_hash(cfg)
         and rec.get('generator_version') == GEN_VERSION
-        and set(rec.get('files', {})) == set(FIELDS)
-        and all(
-            (p.parent / f'{f}.npy').exists() and sha256(p.parent / f'{f}.npy') == h for f, h in rec['files'].items()
-        )
+        and set(rec.get('files', {})) == set(SHARD_FIELDS)
+        and not _changed_files(p.parent, rec['files'])
     )
     return rec if ok else None
 
-
+# %% ../nbs/01_data.ipynb #ed4db3bb
 def _replaces(root, cfg, counts, shard_size, seed):
     "What a run would replace or delete of the dataset already in root (empty list: nothing, or a resume of it)."
     try: m = json.loads((root / 'manifest.json').read_text())
@@ -263,16 +297,9 @@ def _replaces(root, cfg, counts, shard_size, seed):
     diff += [f"n_{s} {old[s]} -> {counts[s]}" for s in SPLITS if isinstance(old.get(s), int) and counts[s] < old[s]]
     return diff
 
-
-def generate_dataset(
-    cfg, out_dir, n_train=None, n_val=None, n_test=None, shard_size=None, workers=2, seed=0, progress=True,
-    overwrite=False,
-):
-    """Generate (or complete) a sharded dataset for `cfg` under `out_dir`; returns the manifest. The folder is locked
-    while it runs; a dataset of another config, seed or shard size, or a smaller one, is replaced only with
-    `overwrite`."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
+# %% ../nbs/01_data.ipynb #9aeec3f3
+def _checked_sizes(cfg, n_train, n_val, n_test, shard_size):
+    "The split sizes and the shard size of a run (the config's where not given), checked."
     counts = dict(
         train=cfg.n_train if n_train is None else n_train,
         val=cfg.n_val if n_val is None else n_val,
@@ -284,6 +311,26 @@ def generate_dataset(
     shard_size = cfg.shard_size if shard_size is None else shard_size
     if not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"generate_dataset: shard_size must be >= 1, got {shard_size}")
+    return counts, shard_size
+
+# %% ../nbs/01_data.ipynb #e0cacd32
+def generate_dataset(cfg:Config,  # the configuration (its physics fields fix the data)
+                     out_dir,  # the dataset folder (created if needed; locked while generating)
+                     n_train:int=None,  # samples of the train split (default: cfg.n_train)
+                     n_val:int=None,  # samples of the val split (default: cfg.n_val)
+                     n_test:int=None,  # samples of the test split (default: cfg.n_test)
+                     shard_size:int=None,  # samples per shard (default: cfg.shard_size)
+                     workers:int=2,  # processes writing shards
+                     seed:int=0,  # the dataset seed: with the config, it fixes every byte
+                     progress:bool=True,  # show a progress bar over the shards
+                     overwrite:bool=False,  # replace a dataset of another config, seed or shard size, or shrink one
+                    )->dict:  # the manifest
+    """Generate (or complete) a sharded dataset for `cfg` under `out_dir`; returns the manifest. The folder is locked
+    while it runs; a dataset of another config, seed or shard size, or a smaller one, is replaced only with
+    `overwrite`."""
+    root = Path(out_dir)
+    counts, shard_size = _checked_sizes(cfg, n_train, n_val, n_test, shard_size)
+    root.mkdir(parents=True, exist_ok=True)
     with dir_lock(root, 'ris_generate'):
         diff = _replaces(root, cfg, counts, shard_size, seed)
         if diff and not overwrite:
@@ -293,36 +340,57 @@ def generate_dataset(
             (root / 'manifest.json').unlink()
         return _generate(cfg, root, counts, shard_size, workers, seed, progress)
 
-
+# %% ../nbs/01_data.ipynb #e0e66372
 def _generate(cfg, root, counts, shard_size, workers, seed, progress):
+    "Write the shards of the plan that are not on disk yet, the codebook and the manifest; drop shards beyond it."
     plan = _plan(counts, shard_size)
     recs = {(s, i): _existing(root, cfg, s, i, n, seed) for s, i, n in plan}
     todo = [(s, i, n) for s, i, n in plan if recs[(s, i)] is None]
     t0 = time.time()
-    if todo:
-        bar = tqdm(total=len(todo), desc='shards', disable=not progress, leave=False)
-        if workers > 1 and len(todo) > 1:
-            import ris_music.data as lib  # workers import the installed module (also when called from a notebook)
-
-            with ProcessPoolExecutor(
-                min(workers, len(todo)), mp_context=mp.get_context('spawn'), initializer=lib._init_worker
-            ) as ex:
-                futs = {ex.submit(lib.write_shard, cfg, root, s, i, n, seed): (s, i) for s, i, n in todo}
-                for f in futs:
-                    recs[futs[f]] = f.result()
-                    bar.update()
-        else:
-            for s, i, n in todo:
-                recs[(s, i)] = write_shard(cfg, root, s, i, n, seed)
-                bar.update()
-        bar.close()
+    recs.update(_write_shards(cfg, root, todo, workers, seed, progress))
     cbp = root / 'codebook.npy'
     save_npy(cbp, make_codebook(cfg, seed).numpy())
-    for s in SPLITS:  # shards beyond the plan (a smaller rerun) are removed
+    _prune(root, recs)
+    man = _manifest(cfg, counts, shard_size, seed, cbp, [recs[(s, i)] for s, i, _ in plan])
+    man['generated'] = dict(shards=len(todo), seconds=round(time.time() - t0, 3))
+    atomic_write_text(root / 'manifest.json', json.dumps(man, indent=1))
+    return man
+
+# %% ../nbs/01_data.ipynb #bcc11759
+def _write_shards(cfg, root, todo, workers, seed, progress):
+    "Write the shards `todo` ((split, index, n) each), on `workers` processes when more than one; their records."
+    recs = {}
+    if not todo: return recs
+    bar = tqdm(total=len(todo), desc='shards', disable=not progress, leave=False)
+    if workers > 1 and len(todo) > 1:
+        import ris_music.data as lib  # workers import the installed module (also when called from a notebook)
+
+        with ProcessPoolExecutor(
+            min(workers, len(todo)), mp_context=mp.get_context('spawn'), initializer=lib._init_worker
+        ) as ex:
+            futs = {ex.submit(lib.write_shard, cfg, root, s, i, n, seed): (s, i) for s, i, n in todo}
+            for f in futs:
+                recs[futs[f]] = f.result()
+                bar.update()
+    else:
+        for s, i, n in todo:
+            recs[(s, i)] = write_shard(cfg, root, s, i, n, seed)
+            bar.update()
+    bar.close()
+    return recs
+
+# %% ../nbs/01_data.ipynb #d84a6e49
+def _prune(root, recs):
+    "Remove the shard folders not in `recs` (a smaller rerun) and the temporary folders of interrupted runs."
+    for s in SPLITS:
         for d in (root / s).glob('*') if (root / s).exists() else []:
             if d.is_dir() and (d.name.startswith('.') or (s, int(d.name)) not in recs):
                 shutil.rmtree(d)
-    man = dict(
+
+# %% ../nbs/01_data.ipynb #1ab347df
+def _manifest(cfg, counts, shard_size, seed, cbp, shards):
+    "The manifest of a dataset (without the generation timings)."
+    return dict(
         format='ris_music-shards',
         generator_version=GEN_VERSION,
         preset=cfg.preset,
@@ -331,20 +399,55 @@ def _generate(cfg, root, counts, shard_size, workers, seed, progress):
         seed=seed,
         counts=counts,
         shard_size=shard_size,
-        fields={k: dict(shape=list(f(cfg)), dtype=dt) for k, (f, dt) in FIELDS.items()},
+        fields={k: dict(shape=list(f(cfg)), dtype=dt) for k, (f, dt) in SHARD_FIELDS.items()},
         codebook=dict(path='codebook.npy', sha256=sha256(cbp)),
-        shards=[recs[(s, i)] for s, i, _ in plan],
-        generated=dict(shards=len(todo), seconds=round(time.time() - t0, 3)),
+        shards=shards,
     )
-    atomic_write_text(root / 'manifest.json', json.dumps(man, indent=1))
+
+# %% ../nbs/01_data.ipynb #2062cf53
+class DataError(ValueError):
+    "A dataset that is missing, malformed or inconsistent with its manifest."
+
+# %% ../nbs/01_data.ipynb #61a38e6e
+def read_manifest(root):
+    "The manifest of the dataset at `root`, with a clear error if it is missing or malformed."
+    p = Path(root) / 'manifest.json'
+    missing = f"{p}: no manifest (not a ris_music dataset, or generation did not finish)"
+    man = read_json(p, 'manifest', DataError, missing)
+    if not isinstance(man, dict): raise DataError(f"{p}: manifest is not a JSON object (got {type(man).__name__})")
+    for k in ('format', 'config', 'counts', 'fields', 'shards', 'codebook'):
+        if k not in man:
+            raise DataError(f"{p}: manifest has no field {k!r}")
+    if man['format'] != 'ris_music-shards':
+        raise DataError(f"{p}: unknown format {man['format']!r}")
     return man
+
+# %% ../nbs/01_data.ipynb #daf84381
+def read_config(root):
+    "The `Config` a dataset was generated with (from its manifest); a bad config there is a DataError naming the file."
+    man = read_manifest(root)
+    try: return Config(**man['config'])
+    except (TypeError, ValueError, KeyError) as e:
+        raise DataError(f"{Path(root) / 'manifest.json'}: field 'config' is not a valid config ({e})") from None
+
+# %% ../nbs/01_data.ipynb #11aa0e53
+def manifest_hash(root):
+    "A short hash of what a dataset is (its manifest without the generation timings): which data a result used."
+    man = {k: v for k, v in read_manifest(root).items() if k != 'generated'}
+    return hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/01_data.ipynb #der00002
 def derived_dir(root, name, split):
     "The folder of a split's derived data `name`."
     return Path(root) / 'derived' / name / split
 
-def write_derived(root, name, split, arrays, settings=None):
+# %% ../nbs/01_data.ipynb #7e49265a
+def write_derived(root,  # the dataset folder
+                  name:str,  # the derived data's name (e.g. 'coded_ml'); batches get the fields as `<name>_<field>`
+                  split:str,  # 'train', 'val' or 'test'
+                  arrays:dict,  # {field: (n, ...) numpy array}, n the split's size, in the split's sample order
+                  settings:dict=None,  # what the data were computed with (recorded; `has_derived` compares it)
+                 )->Path:  # the folder written
     "Write derived arrays (dict of (n, ...) numpy arrays, n = the split's size) atomically; returns the folder."
     final = derived_dir(root, name, split)
     n = read_manifest(root)['counts'][split]
@@ -366,7 +469,12 @@ def write_derived(root, name, split, arrays, settings=None):
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
-def read_derived(root, name, split, n=None):
+# %% ../nbs/01_data.ipynb #d44d926e
+def read_derived(root,  # the dataset folder
+                 name:str,  # the derived data's name
+                 split:str,  # 'train', 'val' or 'test'
+                 n:int=None,  # the number of rows each field must have (None: not checked)
+                )->dict:  # {field: memory-mapped numpy array}
     "The memory-mapped derived arrays of a split, checked against the dataset's manifest."
     d = derived_dir(root, name, split)
     missing = f"{d}: no derived data {name!r} for the {split} split (compute it first, e.g. with cache_coded_ml)"
@@ -383,6 +491,7 @@ def read_derived(root, name, split, n=None):
             raise DataError(f"{p}: derived field {k!r} has {len(out[k])} rows, the {split} split has {n}")
     return out
 
+# %% ../nbs/01_data.ipynb #60d83f3a
 def has_derived(root, name, split, settings=None):
     "Whether derived data `name` of a split exist for the current dataset (and, if given, with these settings)."
     try: read_derived(root, name, split)
@@ -391,40 +500,9 @@ def has_derived(root, name, split, settings=None):
     meta = json.loads((derived_dir(root, name, split) / 'meta.json').read_text())
     return meta.get('settings') == json.loads(json.dumps(settings))
 
-# %% ../nbs/01_data.ipynb #2062cf53
-class DataError(ValueError):
-    "A dataset that is missing, malformed or inconsistent with its manifest."
-
-
-def read_config(root):
-    "The `Config` a dataset was generated with (from its manifest); a bad config there is a DataError naming the file."
-    man = read_manifest(root)
-    try: return Config(**man['config'])
-    except (TypeError, ValueError, KeyError) as e:
-        raise DataError(f"{Path(root) / 'manifest.json'}: field 'config' is not a valid config ({e})") from None
-
-
-def manifest_hash(root):
-    "A short hash of what a dataset is (its manifest without the generation timings): which data a result used."
-    man = {k: v for k, v in read_manifest(root).items() if k != 'generated'}
-    return hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def read_manifest(root):
-    "The manifest of the dataset at `root`, with a clear error if it is missing or malformed."
-    p = Path(root) / 'manifest.json'
-    missing = f"{p}: no manifest (not a ris_music dataset, or generation did not finish)"
-    man = read_json(p, 'manifest', DataError, missing)
-    if not isinstance(man, dict): raise DataError(f"{p}: manifest is not a JSON object (got {type(man).__name__})")
-    for k in ('format', 'config', 'counts', 'fields', 'shards', 'codebook'):
-        if k not in man:
-            raise DataError(f"{p}: manifest has no field {k!r}")
-    if man['format'] != 'ris_music-shards':
-        raise DataError(f"{p}: unknown format {man['format']!r}")
-    return man
-
-
+# %% ../nbs/01_data.ipynb #fc717748
 def _open_npy(path, field, man_field, n):
+    "Memory-map one field's file, checked against the manifest (existence, readable header, shape, dtype)."
     if not path.exists():
         raise DataError(f"{path}: missing file for field {field!r}")
     try:
@@ -440,114 +518,172 @@ def _open_npy(path, field, man_field, n):
         raise DataError(f"{path}: field {field!r} has dtype {a.dtype}, manifest says {man_field['dtype']}")
     return a
 
+# %% ../nbs/01_data.ipynb #b31cc1e7
+def _check_fields(root, man, cfg):
+    "A DataError unless the manifest lists every shard field with the shape and dtype the config implies."
+    fld = man['fields']
+    missing = set(SHARD_FIELDS) - set(fld)
+    if missing:
+        raise DataError(f"{root / 'manifest.json'}: fields {sorted(missing)} are missing from the manifest")
+    for k, (f, dt) in SHARD_FIELDS.items():
+        if list(f(cfg)) != fld[k]['shape'] or dt != fld[k]['dtype']:
+            raise DataError(
+                f"{root / 'manifest.json'}: field {k!r} is {fld[k]} but the config implies "
+                f"shape {list(f(cfg))}, dtype {dt}"
+            )
 
+# %% ../nbs/01_data.ipynb #f936c9a3
+def _split_shards(root, man, split):
+    "The manifest's records of the shards of `split`, checked against the split's count."
+    shards = [s for s in man['shards'] if s['split'] == split]
+    if sum(s['n'] for s in shards) != man['counts'][split]:
+        raise DataError(
+            f"{root / 'manifest.json'}: {split} shards hold {sum(s['n'] for s in shards)} samples, "
+            f"counts say {man['counts'][split]}"
+        )
+    return shards
+
+# %% ../nbs/01_data.ipynb #a173d32b
+def _read_codebook(root, man, cfg):
+    "The dataset's codebook (n_codes, N), checked against the config."
+    cbp = root / man['codebook']['path']
+    if not cbp.exists():
+        raise DataError(f"{cbp}: codebook file is missing")
+    codebook = torch.from_numpy(np.load(cbp))
+    if codebook.shape[1] != cfg.N:
+        raise DataError(f"{cbp}: codebook has {codebook.shape[1]} elements per code, config N={cfg.N}")
+    return codebook
+
+# %% ../nbs/01_data.ipynb #b8851e12
 class ShardDataset(torch.utils.data.Dataset):
     "Random-access view of one split of a sharded dataset; items are dicts of torch tensors."
 
-    def __init__(self, root, split='train', with_rsamp=True, derived=(), verify=True):
+    def __init__(self,
+                 root,  # the dataset folder
+                 split:str='train',  # 'train', 'val' or 'test'
+                 with_rsamp:bool=True,  # add the back-projected R_samp to every batch
+                 derived:tuple=(),  # names of derived data whose fields every batch gets as `<name>_<field>`
+                 verify:bool=True,  # check each shard's checksums before its first read in a process
+                ):
         if split not in SPLITS:
             raise ValueError(f"ShardDataset: split must be one of {SPLITS}, got {split!r}")
         self.root, self.split, self.with_rsamp = Path(root), split, with_rsamp
         self.manifest = man = read_manifest(root)
         self.cfg = read_config(root)
+        _check_fields(self.root, man, self.cfg)
+        self.shards = shards = _split_shards(self.root, man, split)
         fld = man['fields']
-        missing = set(FIELDS) - set(fld)
-        if missing:
-            raise DataError(f"{self.root / 'manifest.json'}: fields {sorted(missing)} are missing from the manifest")
-        for k, (f, dt) in FIELDS.items():
-            if list(f(self.cfg)) != fld[k]['shape'] or dt != fld[k]['dtype']:
-                raise DataError(
-                    f"{self.root / 'manifest.json'}: field {k!r} is {fld[k]} but the config implies "
-                    f"shape {list(f(self.cfg))}, dtype {dt}"
-                )
-        shards = [s for s in man['shards'] if s['split'] == split]
-        if sum(s['n'] for s in shards) != man['counts'][split]:
-            raise DataError(
-                f"{self.root / 'manifest.json'}: {split} shards hold {sum(s['n'] for s in shards)} samples, "
-                f"counts say {man['counts'][split]}"
-            )
         self.maps = [
-            {k: _open_npy(self.root / s['path'] / f'{k}.npy', k, fld[k], s['n']) for k in FIELDS} for s in shards
+            {k: _open_npy(self.root / s['path'] / f'{k}.npy', k, fld[k], s['n']) for k in SHARD_FIELDS} for s in shards
         ]
-        self.shards, self.verify, self.verified = shards, verify, set()
+        self.verify, self.verified = verify, set()
         self.offsets = np.cumsum([0] + [s['n'] for s in shards])
-        cbp = self.root / man['codebook']['path']
-        if not cbp.exists():
-            raise DataError(f"{cbp}: codebook file is missing")
-        self.codebook = torch.from_numpy(np.load(cbp))
-        if self.codebook.shape[1] != self.cfg.N:
-            raise DataError(f"{cbp}: codebook has {self.codebook.shape[1]} elements per code, config N={self.cfg.N}")
+        self.codebook = _read_codebook(self.root, man, self.cfg)
         self.derived = {name: read_derived(self.root, name, split, len(self)) for name in derived}
 
-    def __len__(self):
-        return int(self.offsets[-1])
+# %% ../nbs/01_data.ipynb #7f09d132
+@patch
+def __len__(self:ShardDataset):
+    "The number of samples of the split."
+    return int(self.offsets[-1])
 
-    def __getitem__(self, i):
-        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+# %% ../nbs/01_data.ipynb #88e231ad
+@patch
+def __getitem__(self:ShardDataset, i):
+    "Sample `i` (a dict of tensors without the batch dimension)."
+    return {k: v[0] for k, v in self.__getitems__([i]).items()}
 
-    def __getitems__(self, idx):
-        "A batch (dict of tensors) for the sample indices `idx`."
-        raw = np.asarray(idx)
-        if raw.size and raw.dtype.kind not in 'iu':
-            raise TypeError(f"ShardDataset: sample indices must be integers, got {raw.dtype} (e.g. {raw.flat[0]!r})")
-        idx = raw.astype(np.int64)
-        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
-            raise IndexError(f"index out of range for {len(self)} samples")
-        idx = idx % max(len(self), 1)
-        sh = np.searchsorted(self.offsets, idx, side='right') - 1
-        out = {k: np.empty((len(idx), *m.shape[1:]), m.dtype) for k, m in self.maps[0].items()} if self.maps else {}
-        for s in np.unique(sh):
-            if self.verify and s not in self.verified: self.check_shard(s)
-            sel = np.nonzero(sh == s)[0]
-            loc = idx[sel] - self.offsets[s]
-            order = np.argsort(loc)  # sorted reads are friendlier to the page cache
-            for k, m in self.maps[s].items():
-                out[k][sel[order]] = m[loc[order]]
-        for k, a in out.items():                           # NaN/Inf in a sample is an error naming file, field and row
-            bad = ~np.isfinite(a).reshape(len(a), -1).all(-1) if a.dtype.kind in 'fc' else None
-            if bad is not None and bad.any():
-                i = int(np.nonzero(bad)[0][0])
-                s_i, row = int(sh[i]), int(idx[i] - self.offsets[sh[i]])
-                shard = self.shards[s_i]
-                raise DataError(f"{self.root / shard['path'] / (k + '.npy')}: field {k!r} has NaN/Inf in row {row} "
-                                f"({self.split} sample {int(idx[i])})")
-        for name, arrays in self.derived.items():
-            out.update({f'{name}_{k}': np.ascontiguousarray(a[idx]) for k, a in arrays.items()})
-        b = {k: torch.from_numpy(v) for k, v in out.items()}
-        b['index'] = torch.from_numpy(idx)
-        return self.derive(b)
+# %% ../nbs/01_data.ipynb #33e6aad9
+@patch
+def _indices(self:ShardDataset, idx):
+    "Sample indices as int64 in [0, len) (negative ones count from the end); errors for non-integers or out of range."
+    raw = np.asarray(idx)
+    if raw.size and raw.dtype.kind not in 'iu':
+        raise TypeError(f"ShardDataset: sample indices must be integers, got {raw.dtype} (e.g. {raw.flat[0]!r})")
+    idx = raw.astype(np.int64)
+    if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+        raise IndexError(f"index out of range for {len(self)} samples")
+    return idx % max(len(self), 1)
 
-    def check_shard(self, s):
-        "Shard s's files against the manifest's checksums (once per shard and process, before its first read)."
-        shard = self.shards[s]
-        for k, h in shard.get('files', {}).items():
-            p = self.root / shard['path'] / f'{k}.npy'
-            if sha256(p) != h:
-                raise DataError(f"{p}: checksum differs from the manifest's: the file is corrupt or was changed after "
-                                f"generation; `ris_verify {self.root}` lists every problem, ris_generate repairs it")
-        self.verified.add(int(s))
+# %% ../nbs/01_data.ipynb #b6585a32
+@patch
+def _read(self:ShardDataset, idx):
+    "The shard fields of samples `idx` (numpy arrays), and the shard of each sample."
+    sh = np.searchsorted(self.offsets, idx, side='right') - 1
+    out = {k: np.empty((len(idx), *m.shape[1:]), m.dtype) for k, m in self.maps[0].items()} if self.maps else {}
+    for s in np.unique(sh):
+        if self.verify and s not in self.verified: self.check_shard(s)
+        sel = np.nonzero(sh == s)[0]
+        loc = idx[sel] - self.offsets[s]
+        order = np.argsort(loc)  # sorted reads are friendlier to the page cache
+        for k, m in self.maps[s].items():
+            out[k][sel[order]] = m[loc[order]]
+    return out, sh
 
-    def check_all(self):
-        "Every shard of the split against the manifest's checksums (those not checked yet in this process)."
-        for s in range(len(self.shards)):
-            if s not in self.verified: self.check_shard(s)
+# %% ../nbs/01_data.ipynb #473884ff
+def _nonfinite_rows(a):
+    "Which rows of a float or complex array hold a NaN or Inf (a bool array); None for other dtypes."
+    return ~np.isfinite(np.asarray(a)).reshape(len(a), -1).all(-1) if a.dtype.kind in 'fc' else None
 
-    def derive(self, b):
-        "Add mask, codes and (optionally) R_samp to a raw batch."
-        b['K'] = b['K'].long()
-        b['code_idx'] = b['code_idx'].long()
-        b['mask'] = source_mask(b['K'], self.cfg.K_max)
-        b['codes'] = self.codebook[b['code_idx']]
-        if self.with_rsamp:
-            b['R_samp'] = r_samp(b['y'], b['Hpinv'], b['codes'], b['noise_var'] if self.cfg.debias else None)
-        return b
+# %% ../nbs/01_data.ipynb #2fe23007
+@patch
+def _check_finite(self:ShardDataset, out, idx, sh):
+    "A DataError naming the file, the field and the row of the first NaN/Inf in the samples read."
+    for k, a in out.items():
+        bad = _nonfinite_rows(a)
+        if bad is not None and bad.any():
+            i = int(np.nonzero(bad)[0][0])
+            row, shard = int(idx[i] - self.offsets[sh[i]]), self.shards[int(sh[i])]
+            raise DataError(f"{self.root / shard['path'] / (k + '.npy')}: field {k!r} has NaN/Inf in row {row} "
+                            f"({self.split} sample {int(idx[i])})")
+
+# %% ../nbs/01_data.ipynb #ee97870f
+@patch
+def __getitems__(self:ShardDataset, idx):
+    "A batch (dict of tensors) for the sample indices `idx`."
+    idx = self._indices(idx)
+    out, sh = self._read(idx)
+    self._check_finite(out, idx, sh)
+    for name, arrays in self.derived.items():
+        out.update({f'{name}_{k}': np.ascontiguousarray(a[idx]) for k, a in arrays.items()})
+    b = {k: torch.from_numpy(v) for k, v in out.items()}
+    b['index'] = torch.from_numpy(idx)
+    return complete_batch(self.cfg, b, self.codebook, self.with_rsamp)
+
+# %% ../nbs/01_data.ipynb #f3e0bd9a
+@patch
+def check_shard(self:ShardDataset, s):
+    "Shard s's files against the manifest's checksums (once per shard and process, before its first read)."
+    shard = self.shards[s]
+    bad = _changed_files(self.root / shard['path'], shard.get('files', {}))
+    if bad:
+        raise DataError(f"{next(iter(bad.values()))}: checksum differs from the manifest's: the file is corrupt or "
+                        f"was changed after generation; `ris_verify {self.root}` lists every problem, ris_generate "
+                        "repairs it")
+    self.verified.add(int(s))
+
+# %% ../nbs/01_data.ipynb #88b3500d
+@patch
+def check_all(self:ShardDataset):
+    "Every shard of the split against the manifest's checksums (those not checked yet in this process)."
+    for s in range(len(self.shards)):
+        if s not in self.verified: self.check_shard(s)
 
 # %% ../nbs/01_data.ipynb #load0002
 def _identity(b):
+    "The collate function of `loader`: a batch is already a dict of tensors."
     return b
 
-
-def loader(ds, idx, batch_size, workers=0, pin=False, rank=0, world=1, deal=False):
+# %% ../nbs/01_data.ipynb #c03fe2f9
+def loader(ds:ShardDataset,  # the split to read
+           idx,  # the sample indices, in the order to read them
+           batch_size:int,  # samples per batch (the global batch, with `world` > 1)
+           workers:int=0,  # DataLoader worker processes
+           pin:bool=False,  # pin the batches' memory (for a GPU)
+           rank:int=0,  # this process's rank among `world`
+           world:int=1,  # the number of processes sharing the batches
+           deal:bool=False,  # deal whole batches round-robin instead of splitting each batch
+          )->DataLoader:  # yields batches (dicts of tensors)
     """A DataLoader over the samples `idx` of ds in that order, fetching whole batches with ds.__getitems__. With
     `world` > 1, the share of process `rank`: each batch split in `world` near-equal parts (the global batch of a DDP
     step; a batch smaller than `world` is dropped), or with `deal` whole batches dealt round-robin (evaluation)."""
@@ -558,12 +694,12 @@ def loader(ds, idx, batch_size, workers=0, pin=False, rank=0, world=1, deal=Fals
     batches = [b.tolist() for b in batches]
     return DataLoader(ds, batch_sampler=batches, collate_fn=_identity, num_workers=workers, pin_memory=pin)
 
-
+# %% ../nbs/01_data.ipynb #95e31fa5
 def to_device(b, device):
     "A batch with every tensor moved to `device`."
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in b.items()}
 
-
+# %% ../nbs/01_data.ipynb #a738f0e9
 def n_samples(n_avail, n, what):
     """How many samples to use: all when n is falsy, a count (>= 1), or a fraction in (0, 1].
 
@@ -583,7 +719,7 @@ def n_samples(n_avail, n, what):
         want = n_avail
     return want
 
-
+# %% ../nbs/01_data.ipynb #0bd708db
 def check_data(cfg, ds):
     "Raise DataError if the dataset was generated with other physics than cfg."
     if config_hash(cfg) != ds.manifest['config_hash']:
@@ -593,60 +729,74 @@ def check_data(cfg, ds):
         raise DataError(f"{ds.root}: the data were generated {which}; fields differ (data, model): {diff}")
 
 # %% ../nbs/01_data.ipynb #3c4e0247
-def verify_dataset(root, raise_on_error=True, chunk=4096):
+def _codebook_problems(root, man):
+    "The codebook's problem (missing, or another checksum than the manifest's), if any."
+    p = root / man['codebook']['path']
+    ok = p.exists() and sha256(p) == man['codebook']['sha256']
+    return [] if ok else [f"{p}: codebook missing or checksum mismatch"]
+
+# %% ../nbs/01_data.ipynb #bf570036
+def _checksum_problems(root, man):
+    "The files of every shard whose checksum differs from the manifest's (missing files are the readers' problem)."
+    return [f"{p}: checksum mismatch for field {k!r} (file changed or corrupt)" for s in man['shards']
+            for k, p in _changed_files(root / s['path'], s.get('files', {})).items() if p.exists()]
+
+# %% ../nbs/01_data.ipynb #c12f82b8
+def _value_problems(ds):
+    "NaN/Inf values and K outside [K_min, K_max] in the shards of an open split."
+    probs = []
+    for s, m in zip(ds.shards, ds.maps):
+        for k, a in m.items():
+            bad = _nonfinite_rows(a)
+            if bad is not None and bad.any():
+                probs.append(f"{ds.root / s['path'] / (k + '.npy')}: field {k!r} has NaN/Inf in {bad.sum()} samples "
+                             f"(first at row {np.nonzero(bad)[0][0]})")
+        K = np.asarray(m['K'])
+        if ((K < ds.cfg.K_min) | (K > ds.cfg.K_max)).any():
+            probs.append(f"{ds.root / s['path'] / 'K.npy'}: K outside [{ds.cfg.K_min}, {ds.cfg.K_max}]")
+    return probs
+
+# %% ../nbs/01_data.ipynb #f8387d24
+def _zero_rsamp(ds, chunk):
+    "The first sample of each chunk of an open split whose R_samp is zero."
+    probs = []
+    for i in range(0, len(ds), chunk):
+        R = ds.__getitems__(np.arange(i, min(i + chunk, len(ds))))['R_samp']
+        z = torch.linalg.matrix_norm(R) == 0
+        if z.any():
+            probs.append(f"{ds.root}: {ds.split} sample {i + int(z.nonzero()[0])}: R_samp is zero")
+    return probs
+
+# %% ../nbs/01_data.ipynb #1de59e52
+def verify_dataset(root,  # the dataset folder
+                   raise_on_error:bool=True,  # raise a DataError listing the problems (else only return them)
+                   chunk:int=4096,  # samples per batch when checking R_samp
+                  )->list:  # the problems, one line each (empty: the dataset is sound)
     "Check a dataset end to end; returns a list of problems (raises `DataError` listing them if `raise_on_error`)."
     root = Path(root)
-    probs = []
     try:
         man = read_manifest(root)
     except DataError as e:
-        probs = [str(e)]
-        man = None
+        man, probs = None, [str(e)]
     if man is not None:
-        if (
-            sha256(root / man['codebook']['path']) != man['codebook']['sha256']
-            if (root / man['codebook']['path']).exists()
-            else True
-        ):
-            probs.append(f"{root / man['codebook']['path']}: codebook missing or checksum mismatch")
-        for s in man['shards']:
-            for k, h in s['files'].items():
-                p = root / s['path'] / f'{k}.npy'
-                if p.exists() and sha256(p) != h:
-                    probs.append(f"{p}: checksum mismatch for field {k!r} (file changed or corrupt)")
+        probs = _codebook_problems(root, man) + _checksum_problems(root, man)
         for split in SPLITS:
             try:
                 ds = ShardDataset(root, split, with_rsamp=True, verify=False)      # checksums checked above
             except DataError as e:
                 probs.append(str(e))
                 continue
-            for s, m in zip([s for s in man['shards'] if s['split'] == split], ds.maps):
-                for k, a in m.items():
-                    if a.dtype.kind in 'fc':
-                        bad = ~np.isfinite(np.asarray(a)).reshape(len(a), -1).all(-1)
-                        if bad.any():
-                            probs.append(
-                                f"{root / s['path'] / (k + '.npy')}: field {k!r} has NaN/Inf in {bad.sum()} samples "
-                                f"(first at row {np.nonzero(bad)[0][0]})"
-                            )
-                K = np.asarray(m['K'])
-                if ((K < ds.cfg.K_min) | (K > ds.cfg.K_max)).any():
-                    probs.append(f"{root / s['path'] / 'K.npy'}: K outside [{ds.cfg.K_min}, {ds.cfg.K_max}]")
-            if not probs:
-                for i in range(0, len(ds), chunk):
-                    R = ds.__getitems__(np.arange(i, min(i + chunk, len(ds))))['R_samp']
-                    z = torch.linalg.matrix_norm(R) == 0
-                    if z.any():
-                        probs.append(f"{root}: {split} sample {i + int(z.nonzero()[0])}: R_samp is zero")
+            probs += _value_problems(ds)
+            if not probs: probs += _zero_rsamp(ds, chunk)
     if probs and raise_on_error:
         raise DataError(f"dataset {root} failed verification:\n  " + "\n  ".join(probs))
     return probs
 
-
+# %% ../nbs/01_data.ipynb #100ddbb4
 def verify_cli(argv=None):
     "ris_verify DIR: verify a dataset; exit status 1 and the list of problems when it is not sound."
     ap = argparse.ArgumentParser(prog='ris_verify', description=verify_cli.__doc__)
-    ap.add_argument('root')
+    ap.add_argument('root', help=docments(verify_dataset)['root'])
     a = ap.parse_args(argv)
     probs = verify_dataset(a.root, raise_on_error=False)
     for p in probs:
@@ -655,21 +805,27 @@ def verify_cli(argv=None):
         print(f'{a.root}: ok')
     sys.exit(1 if probs else 0)
 
-
-def generate_cli(argv=None):
-    "ris_generate: generate a dataset for a preset."
+# %% ../nbs/01_data.ipynb #669a6fa2
+def _generate_parser():
+    "The flags of ris_generate: `generate_dataset`'s parameters, dashed (--n-train), with their documentation."
+    doc = docments(generate_dataset)
     ap = argparse.ArgumentParser(prog='ris_generate', description='Generate a sharded ris_music dataset.')
-    ap.add_argument('--preset', default='tiny')
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--preset', default='tiny', help='a preset name or the path of a .json config')
+    ap.add_argument('--out', required=True, help=doc['out_dir'])
     for k in ('n_train', 'n_val', 'n_test', 'shard_size'):
-        ap.add_argument('--' + k.replace('_', '-'), dest=k, type=int)
-    ap.add_argument('--workers', type=int, default=2)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--overwrite', action='store_true', help='replace a dataset of another config/seed, or shrink one')
-    a = ap.parse_args(argv)
+        ap.add_argument('--' + k.replace('_', '-'), dest=k, type=int, help=doc[k])
+    ap.add_argument('--workers', type=int, default=2, help=doc['workers'])
+    ap.add_argument('--seed', type=int, default=0, help=doc['seed'])
+    ap.add_argument('--overwrite', action='store_true', help=doc['overwrite'])
+    return ap
+
+# %% ../nbs/01_data.ipynb #e97da815
+def generate_cli(argv=None):
+    "ris_generate: generate a dataset for a preset; an error is one line and exit status 1, with nothing written."
+    a = _generate_parser().parse_args(argv)
     try:
-        man = generate_dataset(load_preset(a.preset), a.out, a.n_train, a.n_val, a.n_test, a.shard_size, a.workers,
-                               a.seed, overwrite=a.overwrite)
-    except (FileExistsError, FolderLocked) as e:
-        sys.exit(f'ris_generate: {e}')
+        man = generate_dataset(load_preset(a.preset), a.out, n_train=a.n_train, n_val=a.n_val, n_test=a.n_test,
+                               shard_size=a.shard_size, workers=a.workers, seed=a.seed, overwrite=a.overwrite)
+    except (FileExistsError, FolderLocked, KeyError, ValueError) as e:
+        sys.exit(f'ris_generate: {e.args[0] if isinstance(e, KeyError) and e.args else e}')
     print(json.dumps(dict(out=a.out, counts=man['counts'], generated=man['generated'])))
