@@ -4,31 +4,151 @@
 
 # %% ../nbs/07_eval.ipynb #b97845c9
 from __future__ import annotations
-import json, math, time
+import json, math, time, warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 import numpy as np
 import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from .core import Config, atomic_write_text, set_aside
+from .core import Config, atomic_write_text, set_aside, cat_batches
 from .data import ShardDataset, true_cov, loader, to_device, manifest_hash, sha256
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize, range_posterior
-from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scene_snr, confusion, METHOD_STYLE
+from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scene_snr, confusion
 from .model import decide_k, music_cov, infer, localize, with_coded_ml
 
 # %% auto #0
-__all__ = ['CLASSICAL', 'FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'sweep', 'estimate', 'run_methods', 'snr_edges',
-           'crb_by_snr', 'summarize', 'provenance', 'keep_earlier_results', 'results_record', 'weakest_at_least',
-           'rmse_figure', 'success_figure', 'separation_figure', 'confusion_figure', 'k_methods', 'spectra_figure',
-           'report_html']
+__all__ = ['METHODS', 'METHOD_STYLE', 'CLASSICAL', 'EST_FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'Method', 'register',
+           'run_hybrid', 'run_coded_ml', 'run_music', 'default_methods', 'estimate', 'sweep', 'run_methods',
+           'snr_edges', 'crb_by_snr', 'summarize', 'provenance', 'keep_earlier_results', 'results_record',
+           'weakest_at_least', 'rmse_figure', 'success_figure', 'separation_figure', 'k_methods', 'confusion_figure',
+           'spectra_figure', 'report_html']
+
+# %% ../nbs/07_eval.ipynb #86857414
+@dataclass(frozen=True)
+class Method:
+    "One method of the evaluation (or a reference curve): how it is named, drawn and run."
+    name: str                      # its key in results.json
+    label: str                     # its name in the report's table and in the figures' legends
+    color: str                     # its colour in every figure
+    marker: str                    # its plotly marker symbol
+    estimates_k: bool = True       # it chooses K by a rule of its own (so its K confusion is drawn)
+    needs_model: bool = False      # it runs only with a trained model
+    run: Callable | None = None    # run(cfg, batch, model, k_conf_thresh, beta) -> estimates; None: a reference curve
+
+# %% ../nbs/07_eval.ipynb #c8a8801d
+METHODS: dict[str, Method] = {}  # name -> Method, in the order of the table and the figures' legends
+
+
+def register(name:str,                  # its key in results.json
+             label:str,                 # its name in the table and the legends
+             color:str,                 # its colour in every figure
+             marker:str,                # its plotly marker symbol
+             *,
+             run:Callable|None=None,    # run(cfg, batch, model, k_conf_thresh, beta) -> dict with EST_FIELDS
+             estimates_k:bool=True,     # it chooses K by a rule of its own
+             needs_model:bool=False,    # it runs only with a trained model
+            )->Method:                  # the entry, as `METHODS[name]` now holds it
+    "Add the method `name` to `METHODS` (or replace the entry of that name)."
+    METHODS[name] = Method(name, label, color, marker, estimates_k=estimates_k, needs_model=needs_model, run=run)
+    return METHODS[name]
+
+# %% ../nbs/07_eval.ipynb #b8c89d27
+def run_hybrid(cfg, batch, model, k_conf_thresh=None, beta=None):
+    "The learned hybrid: `infer` (K-head gated by `k_conf_thresh`, coded-ML criterion fallback, MUSIC on R_eff)."
+    return infer(model, batch, k_conf_thresh, beta)
+
+# %% ../nbs/07_eval.ipynb #1136d111
+def run_coded_ml(cfg, batch, model=None, k_conf_thresh=None, beta=None, true_k=False, posterior=False):
+    "Coded-ML on the raw snapshots: K by its criterion (or the true K with `true_k`), posterior-mean ranges if asked."
+    args = batch['y'], batch['H'], batch['codes'], batch['noise_var']
+    e = coded_ml_localize(cfg, *args, K=batch['K'] if true_k else None)
+    if posterior: e.update(range_posterior(cfg, *args, e, e['K']))
+    return e
+
+# %% ../nbs/07_eval.ipynb #3c0ece97
+def run_music(cfg, batch, model=None, k_conf_thresh=None, beta=None, true_r=False, true_k=False):
+    "MUSIC on the back-projected R_samp (or the true R with `true_r`): K by MDL (or the true K with `true_k`)."
+    Rin = true_cov(cfg, batch) if true_r else batch['R_samp']
+    R = build_effective_cov(None, Rin, **cov_kwargs(cfg, 'music')).cpu()
+    K = batch['K'].cpu() if true_k else count_sources(cfg, R)
+    return dict(K=K, **music_localize(cfg, R, K, Kmax=cfg.K_max))
+
+# %% ../nbs/07_eval.ipynb #1fee9277
+register('hybrid', 'learned hybrid', '#1f77b4', 'circle', run=run_hybrid, needs_model=True)
+register('coded_ml', 'coded-ML, criterion K', '#2ca02c', 'diamond', run=run_coded_ml)
+register('coded_ml_post', 'coded-ML + posterior-mean range', '#17becf', 'diamond-wide',
+         run=partial(run_coded_ml, posterior=True), estimates_k=False)       # its K is coded_ml's
+register('coded_ml_trueK', 'coded-ML, true K', '#98df8a', 'diamond-open', run=partial(run_coded_ml, true_k=True),
+         estimates_k=False)
+register('music_rsamp_mdl', 'MUSIC, R_samp, MDL K', '#ff7f0e', 'square', run=run_music)
+register('music_rsamp_trueK', 'MUSIC, R_samp, true K', '#ffbb78', 'square-open', run=partial(run_music, true_k=True),
+         estimates_k=False)
+register('music_trueR', 'MUSIC, true R', '#9467bd', 'triangle-up', run=partial(run_music, true_r=True, true_k=True),
+         estimates_k=False)
+register('crb', 'sqrt CRB', '#000000', 'x', estimates_k=False)                # a reference curve: nothing to run
+
+# %% ../nbs/07_eval.ipynb #1a0b837c
+class _Styles(Mapping):
+    "name -> (label, colour, marker) of every entry of `METHODS`, read from the registry at each access."
+    def __getitem__(self, name): return METHODS[name].label, METHODS[name].color, METHODS[name].marker
+    def __iter__(self): return iter(METHODS)
+    def __len__(self): return len(METHODS)
+    def __repr__(self): return repr(dict(self))
+
+
+METHOD_STYLE = _Styles()  # label, colour, marker of each method: a read-only view of METHODS
+
+# %% ../nbs/07_eval.ipynb #664067f1
+def default_methods(with_model:bool=True):
+    "Names of the registered methods that can run: all of them given a model, else those that need none."
+    return tuple(m.name for m in METHODS.values() if m.run is not None and (with_model or not m.needs_model))
+
+
+CLASSICAL = default_methods(False)  # the classical methods registered above (`default_methods` reads the registry)
+
+# %% ../nbs/07_eval.ipynb #7af9efeb
+EST_FIELDS = ('K', 'phi', 'theta', 'r', 'mask')  # what `estimate` keeps of each method's estimates
+
+
+def __getattr__(name):
+    "`FIELDS`, the old name of `EST_FIELDS` (renamed: `data.FIELDS` are the shards' fields), still works."
+    if name == 'FIELDS':
+        warnings.warn('ris_music.evaluate.FIELDS is now EST_FIELDS', DeprecationWarning, stacklevel=2)
+        return EST_FIELDS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# %% ../nbs/07_eval.ipynb #c6130b5c
+def estimate(method:str,                 # a name in METHODS that has a `run`
+             cfg:Config,                 # the preset
+             batch:dict,                 # a batch of scenes (a `ShardDataset` batch, on any device)
+             model=None,                 # a trained model (for methods that need one)
+             k_conf_thresh:float|None=None, # the hybrid's K-head confidence threshold (None: the model's)
+             beta:float|None=None,       # the hybrid's covariance blend (None: the model's)
+            )->dict:                     # EST_FIELDS, on the CPU
+    "One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU."
+    m = METHODS.get(method)
+    if m is None or m.run is None:
+        raise ValueError(f"estimate: unknown method {method!r}; use one of {default_methods()}")
+    if m.needs_model and model is None: raise ValueError(f"estimate: {method!r} needs a trained model")
+    e = m.run(cfg, batch, model, k_conf_thresh, beta)
+    return {k: e[k].cpu() for k in EST_FIELDS}
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
-def _cat(parts): return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
 @torch.no_grad()
-def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
+def sweep(model,              # a trained RisNet
+          ds:ShardDataset,    # the validation split
+          n:int,              # how many of its first scenes
+          thresholds,         # the K_CONF_THRESH values to try
+          betas,              # the blends beta to try
+          batch_size:int=128, # scenes per batch
+          device='cpu',       # where the batches go
+         )->list:             # one metrics dict per (K_CONF_THRESH, beta), with both, best first
     "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; rows best first (success, K_acc, score)."
     cfg = model.cfg
     was_training = model.training
@@ -51,39 +171,24 @@ def sweep(model, ds, n, thresholds, betas, batch_size=128, device='cpu'):
                         for f in ('phi', 'theta', 'r', 'mask')}
                 est[(t, beta)].append(dict(K=K, **pick))
     model.train(was_training)
-    truth = _cat(truth)
-    rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, _cat(v), truth)) for (t, b), v in est.items()]
+    truth = cat_batches(truth)
+    rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, cat_batches(v), truth)) for (t, b), v in est.items()]
     return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['score']))
 
 # %% ../nbs/07_eval.ipynb #52c8df43
-CLASSICAL = ('coded_ml', 'coded_ml_post', 'coded_ml_trueK', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR')
-FIELDS = ('K', 'phi', 'theta', 'r', 'mask')
-
-def estimate(method, cfg, batch, model=None, k_conf_thresh=None, beta=None):
-    "One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU."
-    K_true = batch['K']
-    if method == 'hybrid':
-        e = infer(model, batch, k_conf_thresh, beta)
-    elif method in ('coded_ml', 'coded_ml_post', 'coded_ml_trueK'):
-        K = K_true if method == 'coded_ml_trueK' else None
-        args = batch['y'], batch['H'], batch['codes'], batch['noise_var']
-        e = coded_ml_localize(cfg, *args, K=K)
-        if method == 'coded_ml_post': e.update(range_posterior(cfg, *args, e, e['K']))
-    elif method in ('music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR'):
-        Rin = true_cov(cfg, batch) if method == 'music_trueR' else batch['R_samp']
-        R = build_effective_cov(None, Rin, **cov_kwargs(cfg, 'music')).cpu()
-        K = count_sources(cfg, R) if method == 'music_rsamp_mdl' else K_true.cpu()
-        e = dict(K=K, **music_localize(cfg, R, K, Kmax=cfg.K_max))
-    else: raise ValueError(f"estimate: unknown method {method!r}; use 'hybrid' or one of {CLASSICAL}")
-    return {k: e[k].cpu() for k in FIELDS}
-
 @torch.no_grad()
-def run_methods(ds, n, model=None, k_conf_thresh=None, beta=None, methods=None, batch_size=128, device='cpu'):
-    """Estimates of every method on the first n scenes of ds: the hybrid (when a model is given) and `CLASSICAL`.
-
-    Returns per-method estimates, per-method seconds and the truth."""
+def run_methods(ds:ShardDataset,                 # the split to evaluate on
+                n:int,                           # how many of its first scenes
+                model=None,                      # a trained RisNet (the methods that need one run only with it)
+                k_conf_thresh:float|None=None,   # the hybrid's K-head confidence threshold (None: the model's)
+                beta:float|None=None,            # the hybrid's covariance blend (None: the model's)
+                methods=None,                    # names in METHODS (default: `default_methods`)
+                batch_size:int=128,              # scenes per batch
+                device='cpu',                    # where the batches go
+               )->tuple:                         # (estimates per method, seconds per method, truth)
+    "Estimates of every method on the first n scenes of ds, the seconds each took, and the truth."
     cfg = model.cfg if model is not None else ds.cfg
-    methods = methods or (('hybrid',) if model is not None else ()) + CLASSICAL
+    methods = methods or default_methods(model is not None)
     est = {m: [] for m in methods}
     secs = dict.fromkeys(methods, 0.0)
     truth = []
@@ -94,13 +199,14 @@ def run_methods(ds, n, model=None, k_conf_thresh=None, beta=None, methods=None, 
             t0 = time.perf_counter()
             est[m].append(estimate(m, cfg, bt, model, k_conf_thresh, beta))
             secs[m] += time.perf_counter() - t0
-    return {m: _cat(v) for m, v in est.items()}, secs, _cat(truth)
+    return {m: cat_batches(v) for m, v in est.items()}, secs, cat_batches(truth)
 
 # %% ../nbs/07_eval.ipynb #sum00011
 def snr_edges(cfg, width=5.0):
     "Bin edges (dB) covering the preset's SNR range in steps of `width`."
     return [float(x) for x in np.arange(cfg.snr_min_db, cfg.snr_max_db + width + 1e-3, width)]
 
+# %% ../nbs/07_eval.ipynb #a3c6f7a7
 def crb_by_snr(cfg, batch, edges):
     "Root-mean-square sqrt CRB (deg, deg, m) of the sources of `batch`, per source-SNR bin."
     ct = crb_table(cfg, batch)
@@ -112,11 +218,20 @@ def crb_by_snr(cfg, batch, edges):
         rows.append(dict(snr_lo=lo, snr_hi=hi, n=int(sel.sum()), phi_deg=rms(1), theta_deg=rms(2), r=rms(3)))
     return rows
 
+# %% ../nbs/07_eval.ipynb #73d9b977
 def _where(d, sel): return {k: v[sel] for k, v in d.items()}
 
+# %% ../nbs/07_eval.ipynb #6219e3d8
 SEP_EDGES = [0.0, 8.0, 16.0, 32.0, 180.0]  # degrees: bins of the smallest angle between two sources of a scene
 
-def summarize(cfg, est, secs, truth, edges, crb_batch=None):
+
+def summarize(cfg:Config,     # the preset
+              est:dict,       # per-method estimates (`run_methods`)
+              secs:dict,      # per-method seconds (`run_methods`)
+              truth:dict,     # the truth of the same scenes (`run_methods`)
+              edges:list,     # SNR bin edges (dB), e.g. `snr_edges(cfg)`
+              crb_batch=None, # a batch whose single-source scenes give the sqrt CRB per SNR bin (None: no CRB)
+             )->dict:         # test, by_snr, by_sep, confusion (per method) and k1 (by_snr, crb)
     """The test table (metrics and scenes/s per method), metrics by weakest-source SNR, each method's K confusion, and
     for single-source scenes the metrics by SNR next to sqrt CRB (of the K = 1 scenes of `crb_batch`)."""
     n = len(truth['K'])
@@ -131,11 +246,13 @@ def summarize(cfg, est, secs, truth, edges, crb_batch=None):
                 by_sep={m: by_bins(cfg, e, truth, sep, SEP_EDGES) for m, e in est.items()},
                 confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1)
 
+# %% ../nbs/07_eval.ipynb #c980ecce
 def provenance(ckpt, data_dir):
     "What an evaluation is of: the checkpoint (path and SHA-256; '' for classical methods) and the data's manifest."
     digest = sha256(ckpt) if ckpt and Path(ckpt).is_file() else None
     return dict(checkpoint=str(ckpt), checkpoint_sha256=digest, data_manifest=manifest_hash(data_dir))
 
+# %% ../nbs/07_eval.ipynb #c5c984a3
 def keep_earlier_results(out_dir, prov):
     """Move an earlier evaluation's results.json, report.html and thresholds.json in out_dir aside (suffix
     .stale-<time>) when it was of another checkpoint or data (`provenance`); returns the names moved."""
@@ -150,12 +267,24 @@ def keep_earlier_results(out_dir, prov):
               "(suffix .stale-<time>)")
     return moved
 
-def results_record(cfg, ckpt, data_dir, est, secs, truth, crb_batch, sweep_rows=(), chosen=None, n_val=0):
+# %% ../nbs/07_eval.ipynb #62023012
+def results_record(cfg:Config,      # the preset
+                   ckpt,            # the checkpoint evaluated ('' for classical methods only)
+                   data_dir,        # the dataset evaluated
+                   est:dict,        # per-method estimates (`run_methods`)
+                   secs:dict,       # per-method seconds (`run_methods`)
+                   truth:dict,      # the truth (`run_methods`)
+                   crb_batch,       # the scenes for the sqrt CRB curve (None: none)
+                   sweep_rows=(),   # the validation sweep's rows (`sweep`)
+                   chosen=None,     # the chosen K_CONF_THRESH and beta (None: no model)
+                   n_val:int=0,     # how many validation scenes the sweep used
+                  )->dict:          # what results.json holds
     "Everything results.json holds: provenance, the chosen thresholds, the sweep and `summarize`'s tables."
     edges = snr_edges(cfg)
     return dict(**provenance(ckpt, data_dir), preset=cfg.preset, n_val=n_val, n_test=len(truth['K']), chosen=chosen,
                 sweep=list(sweep_rows), **summarize(cfg, est, secs, truth, edges, crb_batch))
 
+# %% ../nbs/07_eval.ipynb #ef0adab2
 def weakest_at_least(cfg, est, truth, snr_db):
     "K_acc and success of each method on the scenes whose weakest source has at least snr_db."
     sel = scene_snr(truth) >= snr_db
@@ -164,28 +293,27 @@ def weakest_at_least(cfg, est, truth, snr_db):
 
 # %% ../nbs/07_eval.ipynb #fig00011
 def _trace(m, x, y, first, **kw):
-    label, colour, marker = METHOD_STYLE[m]
-    dash = 'dash' if m == 'crb' else None
+    method = METHODS[m]
     return go.Scatter(
         x=x,
         y=y,
-        name=label,
+        name=method.label,
         legendgroup=m,
         showlegend=first,
         mode='lines+markers',
-        line=dict(color=colour, dash=dash),
-        marker=dict(symbol=marker, size=8),
+        line=dict(color=method.color, dash=None if method.run else 'dash'),  # reference curves dashed
+        marker=dict(symbol=method.marker, size=8),
         **kw,
     )
 
-
+# %% ../nbs/07_eval.ipynb #9e6ecc21
 def _mid(rows):
     return [(r['snr_lo'] + r['snr_hi']) / 2 for r in rows]
 
 
 SNR_AXIS = 'SNR of the weakest source in the scene (dB)'
 
-
+# %% ../nbs/07_eval.ipynb #b8f9179c
 def rmse_figure(results):
     "RMSE of phi, theta, r of the single-source test scenes per SNR bin, every method next to sqrt CRB."
     f = make_subplots(1, 3, subplot_titles=('phi RMSE (deg)', 'theta RMSE (deg)', 'r RMSE (m)'))
@@ -199,14 +327,14 @@ def rmse_figure(results):
     f.update_layout(title='RMSE vs SNR, single-source test scenes, against sqrt CRB', height=400)
     return f
 
-
+# %% ../nbs/07_eval.ipynb #0b5b11cb
 def success_figure(results):
     "Success rate per weakest-source SNR bin, every method."
     f = go.Figure([_trace(m, _mid(rows), [r['success'] for r in rows], True) for m, rows in results['by_snr'].items()])
     f.update_layout(title='success rate vs SNR (test)', xaxis_title=SNR_AXIS, yaxis_title='success', height=380)
     return f
 
-
+# %% ../nbs/07_eval.ipynb #c048ee57
 def separation_figure(results):
     "Success rate by the smallest angle between two sources of a scene (multi-source scenes), every method."
     mid = lambda rows: [f"{r['lo']:g}-{r['hi']:g}" for r in rows]
@@ -215,9 +343,15 @@ def separation_figure(results):
                     xaxis_title='smallest angle between two sources (deg)', yaxis_title='success')
     return f
 
+# %% ../nbs/07_eval.ipynb #9ba89865
+def k_methods(results):
+    "The methods of `results` that choose K by a rule of their own (their confusion matrices are worth a look)."
+    return [m for m in results['test'] if m in METHODS and METHODS[m].estimates_k]
+
+# %% ../nbs/07_eval.ipynb #c40d6da6
 def confusion_figure(results, methods):
     "K confusion heatmaps (true rows, estimated columns) of the given methods."
-    f = make_subplots(1, len(methods), subplot_titles=[METHOD_STYLE[m][0] for m in methods])
+    f = make_subplots(1, len(methods), subplot_titles=[METHODS[m].label for m in methods])
     for i, m in enumerate(methods):
         c = results['confusion'][m]
         ks = list(range(1, len(c) + 1))
@@ -234,11 +368,7 @@ def confusion_figure(results, methods):
     f.update_layout(title='K confusion (test)', height=350, coloraxis=dict(colorscale='Blues'))
     return f
 
-
-def k_methods(results):
-    "The methods that estimate K themselves (their confusion matrices are worth a look)."
-    return [m for m in results['test'] if not m.endswith('trueK') and m not in ('music_trueR', 'coded_ml_post')]
-
+# %% ../nbs/07_eval.ipynb #5fc268e8
 def spectra_figure(model, batch, k_conf_thresh, beta):
     "MUSIC spectra (max over range) of the hybrid's R_eff and of R_samp for the scenes of a small batch, truth as x."
     cfg = model.cfg
@@ -275,7 +405,7 @@ def spectra_figure(model, batch, k_conf_thresh, beta):
     )
     return f
 
-
+# %% ../nbs/07_eval.ipynb #212aa50f
 TABLE_COLS = [
     'K_acc',
     'K_under',
@@ -295,7 +425,7 @@ def report_html(results, figures):
     row = lambda xs: '<tr>' + ''.join(cell(x) for x in xs) + '</tr>'
     head = lambda xs: '<tr>' + ''.join(f'<th>{x}</th>' for x in xs) + '</tr>'
     test = head(['method'] + TABLE_COLS)
-    test += ''.join(row([METHOD_STYLE[m][0]] + [r[c] for c in TABLE_COLS]) for m, r in results['test'].items())
+    test += ''.join(row([METHODS[m].label] + [r[c] for c in TABLE_COLS]) for m, r in results['test'].items())
     sweep_cols = ['K_CONF_THRESH', 'beta', 'score', 'K_acc', 'success']
     sw = head(sweep_cols) + ''.join(row([r[c] for c in sweep_cols]) for r in results['sweep'])
     ch = results['chosen']

@@ -4,28 +4,28 @@
 
 # %% ../nbs/02a_metrics.ipynb #met00003
 from __future__ import annotations
-import math, functools, itertools
+import math, functools, itertools, warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, as_tensor, source_mask
 
 # %% auto #0
-__all__ = ['METHOD_STYLE', 'pair_cost', 'match', 'metrics', 'score', 'scene_snr', 'scene_separation', 'by_bins', 'by_snr',
-           'confusion', 'fisher', 'crb', 'crb_table']
+__all__ = ['pair_cost', 'match', 'score', 'metrics', 'scene_snr', 'scene_separation', 'by_bins', 'by_snr', 'confusion', 'fisher',
+           'crb', 'crb_table']
 
 # %% ../nbs/02a_metrics.ipynb #56f9fbdf
 @functools.lru_cache(maxsize=8)
 def _perms(n):
     return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long)
 
-
+# %% ../nbs/02a_metrics.ipynb #67eda1bc
 def pair_cost(cfg, est, truth):
     "Squared distance (B, K_true, K_est) of all true/estimated pairs: (dphi/5deg)^2 + (dtheta/5deg)^2 + (dr/1m)^2."
     scale = dict(phi=math.radians(cfg.succ_phi_deg), theta=math.radians(cfg.succ_theta_deg), r=cfg.succ_r)
     return sum(((est[k][:, None, :] - truth[k][:, :, None]) / s) ** 2 for k, s in scale.items())
 
-
+# %% ../nbs/02a_metrics.ipynb #e0d9f201
 def match(cost, valid_t, valid_e):
     """Optimal pairing of true (rows) and estimated (columns) sources per scene.
 
@@ -41,8 +41,23 @@ def match(cost, valid_t, valid_e):
     j = P[total.argmin(-1)]  # (B, Km)
     return j, valid_t & valid_e.gather(1, j)
 
+# %% ../nbs/02a_metrics.ipynb #8a0ff4cb
+def score(cfg, m):
+    "The composite score (lower is better) of a metrics dict; no matched pair at all costs 10 per RMSE term."
+    or_10 = lambda x: 10.0 if math.isnan(x) else x
+    return (
+        (1 - m['K_acc'])
+        + or_10(m['rmse_phi_deg']) / cfg.succ_phi_deg
+        + or_10(m['rmse_theta_deg']) / cfg.succ_theta_deg
+        + or_10(m['rmse_r']) / cfg.succ_r
+        - m['success']
+    )
 
-def metrics(cfg, est, truth):
+# %% ../nbs/02a_metrics.ipynb #975b9e53
+def metrics(cfg:Config,  # the preset (its success tolerances succ_phi_deg, succ_theta_deg, succ_r)
+            est:dict,    # estimates: phi, theta, r (B, K) and mask (B, K) and/or K (B,)
+            truth:dict,  # the truth: K (B,), phi, theta, r (B, K)
+           )->dict:      # n, K_acc, K_under, K_over, rmse_phi_deg, rmse_theta_deg, rmse_r, success, score
     "K_acc, K_under, K_over, RMSEs (deg, deg, m) over matched pairs, success rate and composite score of a scene set."
     B = len(truth['K'])
     if B == 0: raise ValueError("metrics: empty batch (no scenes to score)")
@@ -80,18 +95,6 @@ def metrics(cfg, est, truth):
     out['score'] = score(cfg, out)
     return out
 
-
-def score(cfg, m):
-    "The composite score (lower is better) of a metrics dict; no matched pair at all costs 10 per RMSE term."
-    or_10 = lambda x: 10.0 if math.isnan(x) else x
-    return (
-        (1 - m['K_acc'])
-        + or_10(m['rmse_phi_deg']) / cfg.succ_phi_deg
-        + or_10(m['rmse_theta_deg']) / cfg.succ_theta_deg
-        + or_10(m['rmse_r']) / cfg.succ_r
-        - m['success']
-    )
-
 # %% ../nbs/02a_metrics.ipynb #sum00002
 def scene_snr(truth, how='min'):
     "SNR (dB) of each scene: of its weakest source ('min', the default), its strongest ('max') or the mean ('mean')."
@@ -105,7 +108,7 @@ def scene_snr(truth, how='min'):
         return (s * m).sum(-1) / m.sum(-1)
     raise ValueError(f"scene_snr: how must be 'min', 'max' or 'mean', got {how!r}")
 
-
+# %% ../nbs/02a_metrics.ipynb #7c9e9b3b
 def scene_separation(truth):
     "Smallest angular distance (rad) between two sources of each scene, in (phi, theta); inf for single-source scenes."
     m = source_mask(truth['K'].long(), truth['phi'].shape[-1])
@@ -114,6 +117,7 @@ def scene_separation(truth):
     pair = m[:, :, None] & m[:, None, :] & ~torch.eye(m.shape[-1], dtype=torch.bool, device=m.device)
     return torch.where(pair, d.float(), torch.full_like(d.float(), math.inf)).flatten(1).amin(-1)
 
+# %% ../nbs/02a_metrics.ipynb #d059a3e7
 def by_bins(cfg, est, truth, values, edges):
     "`metrics` of the scenes whose `values` fall in [edges[i], edges[i+1]) (empty bins are left out)."
     out = []
@@ -124,27 +128,27 @@ def by_bins(cfg, est, truth, values, edges):
         out.append(dict(lo=float(lo), hi=float(hi), **metrics(cfg, pick(est), pick(truth))))
     return out
 
+# %% ../nbs/02a_metrics.ipynb #b00e9a46
 def by_snr(cfg, est, truth, edges, how='min'):
     "`metrics` in scene-SNR bins [edges[i], edges[i+1]) (empty bins are left out)."
     return [dict(r, snr_lo=r['lo'], snr_hi=r['hi']) for r in by_bins(cfg, est, truth, scene_snr(truth, how), edges)]
 
+# %% ../nbs/02a_metrics.ipynb #64c65882
 def confusion(cfg, K_true, K_est):
     "K confusion matrix (true rows, estimated columns, 1..K_max)."
     Km = cfg.K_max
     idx = (K_true.long() - 1) * Km + (K_est.long().clamp(1, Km) - 1)
     return torch.bincount(idx, minlength=Km * Km).view(Km, Km)
 
-
-METHOD_STYLE = {  # label, colour, marker: one per method in every figure
-    'hybrid': ('learned hybrid', '#1f77b4', 'circle'),
-    'coded_ml': ('coded-ML, criterion K', '#2ca02c', 'diamond'),
-    'coded_ml_post': ('coded-ML + posterior-mean range', '#17becf', 'diamond-wide'),
-    'coded_ml_trueK': ('coded-ML, true K', '#98df8a', 'diamond-open'),
-    'music_rsamp_mdl': ('MUSIC, R_samp, MDL K', '#ff7f0e', 'square'),
-    'music_rsamp_trueK': ('MUSIC, R_samp, true K', '#ffbb78', 'square-open'),
-    'music_trueR': ('MUSIC, true R', '#9467bd', 'triangle-up'),
-    'crb': ('sqrt CRB', '#000000', 'x'),
-}
+# %% ../nbs/02a_metrics.ipynb #4aa84d2d
+def __getattr__(name):
+    "`METHOD_STYLE` moved to `ris_music.evaluate` (a view of its method registry); this module still gives it."
+    if name == 'METHOD_STYLE':
+        warnings.warn('ris_music.metrics.METHOD_STYLE moved to ris_music.evaluate.METHOD_STYLE', DeprecationWarning,
+                      stacklevel=2)
+        from ris_music.evaluate import METHOD_STYLE
+        return METHOD_STYLE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/02a_metrics.ipynb #8bcfcebd
 def _coded_covs(cfg, eta, K, H, codes):
@@ -153,8 +157,15 @@ def _coded_covs(cfg, eta, K, H, codes):
     BA = (H[None] * codes[:, None, :]) @ A.T  # (L, M, K)
     return (BA * p.to(BA.dtype)) @ BA.mT.conj() + s2 * torch.eye(H.shape[0], dtype=BA.dtype)
 
-
-def fisher(cfg, phi, theta, r, snr_db, H, codes, noise_var=1.0, dR=None):
+# %% ../nbs/02a_metrics.ipynb #1aefdb92
+def fisher(cfg:Config,          # the preset
+           phi, theta, r,       # the K sources' angles (rad) and ranges (m), 1-D
+           snr_db,              # their SNRs (dB), 1-D
+           H,                   # the BS-RIS channel (M, N)
+           codes,               # the RIS codes (L, N)
+           noise_var=1.0,       # the noise variance sigma^2
+           dR=None,             # derivatives (L, 5K+1, M, M) of R_l to use instead of autograd's (for checks)
+          )->torch.Tensor:      # (5K+1, 5K+1) over (phi, theta, r, p, sigma^2)
     "Fisher information (5K+1, 5K+1) of one scene's coded measurement (K sources given as 1-D tensors)."
     K = len(phi)
     eta = torch.cat(
@@ -173,33 +184,26 @@ def fisher(cfg, phi, theta, r, snr_db, H, codes, noise_var=1.0, dR=None):
     T = Ri[:, None] @ dR
     return torch.einsum('lipq,ljqp->ij', T, T).real
 
-
-def crb(cfg, phi, theta, r, snr_db, H, codes, noise_var=1.0):
+# %% ../nbs/02a_metrics.ipynb #ad0a5d39
+def crb(cfg:Config,                       # the preset
+        phi, theta, r, snr_db, H, codes,  # one scene's K sources and its measurement, as for `fisher`
+        noise_var=1.0,                    # the noise variance sigma^2
+       )->torch.Tensor:                   # (K, 3): variances of phi [rad^2], theta [rad^2], r [m^2]
     "CRB variances (K, 3) of (phi [rad^2], theta [rad^2], r [m^2]) for one scene's K sources."
     K = len(phi)
-    C = torch.linalg.inv(fisher(cfg, phi, theta, r, snr_db, H, codes, noise_var))
+    C = torch.linalg.inv(fisher(cfg, phi, theta, r, snr_db, H=H, codes=codes, noise_var=noise_var))
     return torch.diagonal(C)[: 3 * K].view(3, K).T
 
-
+# %% ../nbs/02a_metrics.ipynb #70010250
 def crb_table(cfg, batch, n=None):
     "Per-source rows (snr_db, sqrt CRB phi [deg], theta [deg], r [m], scene index) for the first n scenes of a batch."
     rows = []
     for i in range(len(batch['K']) if n is None else n):
         k = int(batch['K'][i])
-        c = (
-            crb(
-                cfg,
-                batch['phi'][i, :k],
-                batch['theta'][i, :k],
-                batch['r'][i, :k],
-                batch['snr_db'][i, :k],
-                batch['H'][i],
-                batch['codes'][i],
-                float(batch['noise_var'][i]),
-            )
-            .clamp_min(0)
-            .sqrt()
-        )
+        c = crb(cfg, phi=batch['phi'][i, :k], theta=batch['theta'][i, :k], r=batch['r'][i, :k],
+                snr_db=batch['snr_db'][i, :k], H=batch['H'][i], codes=batch['codes'][i],
+                noise_var=float(batch['noise_var'][i]))
+        c = c.clamp_min(0).sqrt()
         for j in range(k):
             rows.append((batch['snr_db'][i, j].item(), math.degrees(c[j, 0]), math.degrees(c[j, 1]), c[j, 2].item(), i))
     return np.array(rows)
