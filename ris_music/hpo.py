@@ -10,10 +10,10 @@ import optuna
 from optuna.trial import TrialState
 from .core import Config, atomic_write, atomic_write_text
 from .data import ShardDataset, DataError, n_samples, manifest_hash
-from .train import Trainer
+from .train import Trainer, cli_options, cli_errors
 
 # %% auto #0
-__all__ = ['SPACES', 'suggest', 'open_storage', 'redact', 'recover_stale', 'pruning_callback', 'run_hpo', 'write_best', 'hpo_cli']
+__all__ = ['SPACES', 'suggest', 'redact', 'open_storage', 'recover_stale', 'pruning_callback', 'write_best', 'run_hpo', 'hpo_cli']
 
 # %% ../nbs/06_hpo.ipynb #d7c37809
 SPACES = {
@@ -34,8 +34,9 @@ SPACES = {
     ),
 }
 
-
+# %% ../nbs/06_hpo.ipynb #def0d0ab
 def _narrow(spec):
+    "The middle half of a range (kept as is for a choice); per preset where it is a dict."
     kind, *a = spec
     if kind == 'cat':
         return spec
@@ -48,10 +49,10 @@ def _narrow(spec):
         return (kind, {k: nar(*v) for k, v in a[0].items()})
     return (kind, *nar(*a))
 
-
+# %% ../nbs/06_hpo.ipynb #7a1c9bc8
 SPACES['narrow'] = {k: _narrow(v) for k, v in SPACES['wide'].items()}
 
-
+# %% ../nbs/06_hpo.ipynb #bcea1e5b
 def suggest(trial, space, preset):
     "Sample the parameters of `space` ('wide', 'narrow' or a dict) for a config of `preset`."
     sp = SPACES[space] if isinstance(space, str) else space
@@ -68,6 +69,20 @@ def suggest(trial, space, preset):
         else:
             out[name] = trial.suggest_float(name, a[0], a[1], log=kind == 'log')
     return out
+
+# %% ../nbs/06_hpo.ipynb #5974f474
+def _password(url):
+    "The password of a URL, if it has one."
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).password
+    except Exception: return None
+
+# %% ../nbs/06_hpo.ipynb #322b5931
+def redact(url):
+    "A URL with its password replaced by ***, for messages."
+    pw = _password(url)
+    return url.replace(f':{pw}@', ':***@') if pw else url
 
 # %% ../nbs/06_hpo.ipynb #4f1cc93e
 def open_storage(storage, out_dir):
@@ -92,22 +107,9 @@ def open_storage(storage, out_dir):
         if pw: why = why.replace(pw, '***')
         raise ConnectionError(f"storage {shown!r}: cannot open it ({type(e).__name__}: {why})") from None
 
-
-def _password(url):
-    "The password of a URL, if it has one."
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).password
-    except Exception: return None
-
-
-def redact(url):
-    "A URL with its password replaced by ***, for messages."
-    pw = _password(url)
-    return url.replace(f':{pw}@', ':***@') if pw else url
-
 # %% ../nbs/06_hpo.ipynb #12472872
 def _alive(pid):
+    "Whether process `pid` (on this host) is running."
     try:
         os.kill(pid, 0)
         return True
@@ -116,7 +118,7 @@ def _alive(pid):
     except PermissionError:
         return True
 
-
+# %% ../nbs/06_hpo.ipynb #db006aac
 def recover_stale(study, stale_after=3600.0):
     "Fail and re-enqueue RUNNING trials whose worker is gone; returns their numbers."
     host, now, out = socket.gethostname(), time.time(), []
@@ -145,42 +147,38 @@ def pruning_callback(trial):
 
     return cb
 
-
-def run_hpo(
-    data_dir,
-    out_dir,
-    trials=4,
-    epochs=2,
-    storage='',
-    study_name='ris_music',
-    space='wide',
-    train_frac=0.1,
-    val_frac=0.1,
-    seed=0,
-    early_stop_patience=15,
-    timeout=0,
-    worker=0,
-    stale_after=3600.0,
-    progress=True,
-):
-    "Run (or join, or resume) an Optuna study; returns it after writing best.json and figures to out_dir."
+# %% ../nbs/06_hpo.ipynb #22ab8321
+def _check_counts(trials, epochs):
+    "A ValueError unless trials is an int >= 0 and epochs an int >= 1 (before any work)."
     for name, v, lo in (('trials', trials, 0), ('epochs', epochs, 1)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise ValueError(f"run_hpo: {name} must be an int >= {lo}, got {v!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+
+# %% ../nbs/06_hpo.ipynb #7580940c
+def _subsets(data_dir, train_frac, val_frac):
+    "The dataset's preset and the sizes of the training and validation subsets each trial uses."
     ds = ShardDataset(data_dir, 'train', with_rsamp=False)
     dv = ShardDataset(data_dir, 'val', with_rsamp=False)
     n_train = n_samples(len(ds), train_frac, f'{data_dir} train split')
     n_val = n_samples(len(dv), val_frac, f'{data_dir} val split')
-    if isinstance(space, str) and space not in SPACES:
-        raise KeyError(f"unknown search space {space!r}; available: {list(SPACES)}")
-    st = open_storage(storage, out)
+    return ds.cfg.preset, n_train, n_val
+
+# %% ../nbs/06_hpo.ipynb #3f018998
+def _open_study(data_dir,           # the dataset (a study holds to the one it started on)
+                out:Path,           # the study's folder
+                storage:str,        # as `open_storage` reads it
+                study_name:str,     # the study's name in the storage
+                seed:int,           # with `worker`, the sampler's seed
+                worker:int,         # this worker's number
+                stale_after:float,  # `recover_stale`'s limit on a heartbeat's age
+                progress:bool,      # say which trials were queued again
+               )->optuna.Study:
+    "Create or join the study (seeded TPE, median pruner), refuse it on another dataset, recover dead workers' trials."
     study = optuna.create_study(
         study_name=study_name,
-        storage=st,
-        direction='minimize',
-        load_if_exists=True,  # minimise the composite score
+        storage=open_storage(storage, out),
+        direction='minimize',  # minimise the composite score
+        load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed + 1000 * worker, n_startup_trials=5),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
@@ -193,28 +191,40 @@ def run_hpo(
     redo = recover_stale(study, stale_after)
     if redo and progress:
         print(f're-enqueued trials {redo} whose worker is gone', file=sys.stderr)
+    return study
 
+# %% ../nbs/06_hpo.ipynb #0ca241f2
+def _objective(data_dir,                  # the dataset
+               out:Path,                  # the study's folder: trial n trains into trials/000n
+               space,                     # the search space: a name in SPACES or a dict
+               preset:str,                # the dataset's preset (some ranges depend on it)
+               epochs:int,                # epochs per trial
+               seed:int,                  # each trial's Trainer seed
+               n_train:int,               # training samples per trial
+               n_val:int,                 # validation samples per trial
+               early_stop_patience:int,   # each trial's early stopping
+               progress:bool,             # a line per finished trial on stderr
+              ):
+    "The study's objective: a trial's Trainer (VAL_PRIMARY 'k_loc') on the subsets, and its best composite score."
     def objective(trial):
         trial.set_user_attr('host', socket.gethostname())
         trial.set_user_attr('pid', os.getpid())
         trial.set_user_attr('heartbeat', time.time())
-        params = suggest(trial, space, ds.cfg.preset)
+        params = suggest(trial, space, preset)
         params.update(VAL_PRIMARY='k_loc', early_stop_patience=early_stop_patience)
-        tr = Trainer(
-            data_dir,
-            out / 'trials' / f'{trial.number:04d}',
-            params=params,
-            seed=seed,
-            n_train=n_train,
-            n_val=n_val,
-            progress=False,
-            resume=False,
-        )
+        tr = Trainer(data_dir, out / 'trials' / f'{trial.number:04d}', params=params, seed=seed, n_train=n_train,
+                     n_val=n_val, progress=False, resume=False)
         val = tr.fit(epochs, callbacks=[pruning_callback(trial)])
         if progress:
             print(f'trial {trial.number}: score {val:.4f} {params}', file=sys.stderr)
         return val
 
+    return objective
+
+# %% ../nbs/06_hpo.ipynb #4bcd6843
+def _run_trials(study, objective, trials, timeout=0):
+    """Run trials one at a time until the study holds `trials` finished or running ones (whatever worker runs them),
+    `timeout` seconds have passed, or this run has seen max(trials, 3) trials fail (the failure cap)."""
     t0 = time.time()
     count = lambda *s: len(study.get_trials(deepcopy=False, states=s))
     failed0 = count(TrialState.FAIL)                          # the failure cap counts this run's failures only
@@ -224,10 +234,33 @@ def run_hpo(
         if timeout and time.time() - t0 > timeout:
             break
         study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-    write_best(study, out, data_dir, space)
-    return study
 
+# %% ../nbs/06_hpo.ipynb #14b9c7b0
+def _states(study):
+    "How many of the study's trials are in each state, by the state's name."
+    return {s.name: sum(t.state == s for t in study.trials) for s in TrialState}
 
+# %% ../nbs/06_hpo.ipynb #8c986aa7
+def _write_figures(study, out, n_done):
+    "The optimisation figures as HTML in `out` (the importances from 2 completed trials); a figure that fails warns."
+    import optuna.visualization as ov
+
+    figs = dict(
+        history=ov.plot_optimization_history,
+        intermediate=ov.plot_intermediate_values,
+        parallel=ov.plot_parallel_coordinate,
+    )
+    if n_done >= 2:
+        figs['importances'] = ov.plot_param_importances
+    for name, f in figs.items():
+        try:
+            fig = f(study)
+        except Exception as e:
+            warnings.warn(f'figure {name}: {e}')
+            continue
+        atomic_write(Path(out) / f'{name}.html', lambda tmp: fig.write_html(tmp, include_plotlyjs='cdn'))
+
+# %% ../nbs/06_hpo.ipynb #1d695fa1
 def write_best(study, out, data_dir, space):
     "best.json (atomically) and the optimisation figures as HTML, if any trial completed."
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -243,67 +276,61 @@ def write_best(study, out, data_dir, space):
         space=space if isinstance(space, str) else 'custom',
         data_manifest=manifest_hash(data_dir),
         n_trials=len(study.trials),
-        states={s.name: sum(t.state == s for t in study.trials) for s in TrialState},
+        states=_states(study),
     )
     if not math.isfinite(b.value):
         raise ValueError(f"study {study.study_name!r}: the best trial's value is {b.value} (no finished epoch?); "
                          "best.json not written")
     atomic_write_text(Path(out) / 'best.json', json.dumps(best, indent=1, allow_nan=False))
-    import optuna.visualization as ov
-
-    figs = dict(
-        history=ov.plot_optimization_history,
-        intermediate=ov.plot_intermediate_values,
-        parallel=ov.plot_parallel_coordinate,
-    )
-    if len(done) >= 2:
-        figs['importances'] = ov.plot_param_importances
-    for name, f in figs.items():
-        try:
-            fig = f(study)
-        except Exception as e:
-            warnings.warn(f'figure {name}: {e}')
-            continue
-        atomic_write(Path(out) / f'{name}.html', lambda tmp: fig.write_html(tmp, include_plotlyjs='cdn'))
+    _write_figures(study, out, len(done))
     return best
 
+# %% ../nbs/06_hpo.ipynb #d82acd02
+def run_hpo(data_dir:str,                # the dataset folder
+            out_dir:str,                 # the study's folder: hpo.db (the default storage), trials/, best.json, figures
+            trials:int=4,                # finished (complete or pruned) or running trials the study is to hold
+            epochs:int=2,                # epochs per trial
+            storage:str='',              # '': SQLite in out_dir; a journal file (.log, journal:PATH); an SQLAlchemy URL
+            study_name:str='ris_music',  # the study's name in the storage
+            space:str|dict='wide',       # 'wide', 'narrow' (SPACES) or a dict of the same form
+            train_frac:float=0.1,        # training samples per trial: a fraction, or a count when > 1
+            val_frac:float=0.1,          # validation samples per trial: a fraction, or a count when > 1
+            seed:int=0,                  # the trials' Trainer seed; the sampler's is seed + 1000 * worker
+            early_stop_patience:int=15,  # a trial's early stopping (epochs without improvement)
+            timeout:float=0,             # seconds after which no new trial starts (0: no limit)
+            worker:int=0,                # this worker's number, for its own sampler seed
+            stale_after:float=3600.0,    # seconds without a heartbeat after which a RUNNING trial is rerun
+            progress:bool=True,          # a line per trial on stderr
+           )->optuna.Study:              # the study, after best.json and the figures are written
+    "Run (or join, or resume) an Optuna study; returns it after writing best.json and figures to out_dir."
+    _check_counts(trials, epochs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    preset, n_train, n_val = _subsets(data_dir, train_frac, val_frac)
+    if isinstance(space, str) and space not in SPACES:
+        raise KeyError(f"unknown search space {space!r}; available: {list(SPACES)}")
+    study = _open_study(data_dir=data_dir, out=out, storage=storage, study_name=study_name, seed=seed, worker=worker,
+                        stale_after=stale_after, progress=progress)
+    objective = _objective(data_dir=data_dir, out=out, space=space, preset=preset, epochs=epochs, seed=seed,
+                           n_train=n_train, n_val=n_val, early_stop_patience=early_stop_patience, progress=progress)
+    _run_trials(study, objective, trials=trials, timeout=timeout)
+    write_best(study, out, data_dir, space)
+    return study
 
-def hpo_cli(argv=None):
-    "ris_hpo: run or join an HPO study from a shell (the same as the 06_hpo notebook)."
+# %% ../nbs/06_hpo.ipynb #e7e5bee7
+def _hpo_parser():
+    "ris_hpo's options: `run_hpo`'s parameters (all but progress)."
     ap = argparse.ArgumentParser(prog='ris_hpo', description=hpo_cli.__doc__)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--out-dir', required=True)
-    ap.add_argument('--trials', type=int, default=4)
-    ap.add_argument('--epochs', type=int, default=2)
-    ap.add_argument('--storage', default='')
-    ap.add_argument('--study-name', default='ris_music')
-    ap.add_argument('--space', default='wide')
-    ap.add_argument('--train-frac', type=float, default=0.1)
-    ap.add_argument('--val-frac', type=float, default=0.1)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--early-stop-patience', type=int, default=15)
-    ap.add_argument('--timeout', type=float, default=0)
-    ap.add_argument('--worker', type=int, default=0)
-    ap.add_argument('--stale-after', type=float, default=3600.0)
-    a = ap.parse_args(argv)
-    st = run_hpo(
-        a.data_dir,
-        a.out_dir,
-        a.trials,
-        a.epochs,
-        a.storage,
-        a.study_name,
-        a.space,
-        a.train_frac,
-        a.val_frac,
-        a.seed,
-        a.early_stop_patience,
-        a.timeout,
-        a.worker,
-        a.stale_after,
-    )
-    states = {s.name: sum(t.state == s for t in st.trials) for s in TrialState}
+    return cli_options(ap, run_hpo, skip=('progress',))
+
+# %% ../nbs/06_hpo.ipynb #45accc9c
+def hpo_cli(argv:list|None=None):  # the arguments; None: the command line's
+    "ris_hpo: run or join an HPO study from a shell (the same as the 06_hpo notebook)."
+    a = vars(_hpo_parser().parse_args(argv))
+    with cli_errors('ris_hpo'):
+        st = run_hpo(**a)
+    states = _states(st)
     print(json.dumps(dict(study=st.study_name, trials=len(st.trials), states=states)))
-    if not (Path(a.out_dir) / 'best.json').exists():
-        print(f'ris_hpo: no completed trial, so no best.json in {a.out_dir} (states {states})', file=sys.stderr)
+    if not (Path(a['out_dir']) / 'best.json').exists():
+        print(f"ris_hpo: no completed trial, so no best.json in {a['out_dir']} (states {states})", file=sys.stderr)
         sys.exit(1)

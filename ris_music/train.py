@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #93e2b5e8
 from __future__ import annotations
-import os, json, math, sys, time, argparse, warnings, contextlib, subprocess, datetime
+import os, json, math, sys, time, argparse, inspect, warnings, contextlib, subprocess, datetime
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,9 +12,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 from fastcore.basics import patch
+from fastcore.docments import docments
+from fastcore.script import Param, _union_type      # _union_type: how fastcore's anno_parser reads `int | float`
 from tqdm.auto import tqdm
 from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock, FolderLocked
-from .core import move_aside, set_aside
+from .core import move_aside, set_aside, cat_batches
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .data import manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
@@ -24,7 +26,7 @@ from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 
 # %% auto #0
-__all__ = ['load_params', 'dist_env', 'init_dist', 'Trainer', 'train_cli', 'launch_ddp']
+__all__ = ['load_params', 'dist_env', 'init_dist', 'Trainer', 'cli_options', 'cli_errors', 'train_cli', 'launch_ddp']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
@@ -38,7 +40,7 @@ def dist_env():
     get = lambda k, d: int(os.environ.get(k, d))
     return get('RANK', 0), get('WORLD_SIZE', 1), get('LOCAL_RANK', 0)
 
-
+# %% ../nbs/05_train.ipynb #cdacbbd4
 def init_dist(device='cpu'):
     "Join torchrun's process group (NCCL on CUDA, gloo on CPU) if there is one; returns (rank, world, device)."
     rank, world, local = dist_env()
@@ -57,21 +59,20 @@ def init_dist(device='cpu'):
 class Trainer:
     "Train a RisNet on a sharded dataset; checkpoints and the log go to out_dir."
 
-    def __init__(
-        self,
-        data_dir,
-        out_dir,
-        cfg=None,
-        params=None,
-        device='cpu',
-        seed=0,
-        n_train=None,
-        n_val=None,
-        workers=0,
-        progress=True,
-        resume=True,
-        reshard=False,
-    ):
+    def __init__(self,
+                 data_dir:str,                # the dataset folder (`generate_dataset`, `ris_generate`)
+                 out_dir:str,                 # where last.pt, best.pt and log.jsonl go
+                 cfg:Config|None=None,        # the model's config; None: the dataset's
+                 params:dict|None=None,       # config overrides (e.g. an HPO best.json's `params`)
+                 device:str='cpu',            # cpu, cuda or auto
+                 seed:int=0,                  # seeds the weights, each epoch's shuffling and dropout
+                 n_train:int|float|None=None, # training samples: all (None), a count, or a fraction like 0.5
+                 n_val:int|float|None=None,   # validation samples: all (None), a count, or a fraction
+                 workers:int=0,               # data-loading worker processes per training process
+                 progress:bool=True,          # progress bars and a line per epoch (on rank 0)
+                 resume:bool=True,            # go on from last.pt if it is this run's, else start afresh
+                 reshard:bool=False,          # resume a checkpoint written with another world size
+                ):
         cfg = (cfg or read_config(data_dir)).replace(**(params or {}))
         check_data(cfg, ShardDataset(data_dir, 'train', with_rsamp=False))
         self.rank, self.world, self.device = init_dist(device)
@@ -91,77 +92,106 @@ class Trainer:
         self.model = RisNet(cfg).to(self.device)
         gpu = [self.device] if self.device.type == 'cuda' else None
         self.net = self.model if self.world == 1 else DDP(self.model, gpu)    # gradients averaged over processes
-        decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
-        rest = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
-        groups = [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=rest, weight_decay=0.0)]
-        self.opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        self.opt = self._optimizer()
         self.amp = self.device.type == 'cuda'
 
-    def batches(self, split, epoch=None):
-        "Batches of the train split (shuffled by (seed, epoch)) or of the val split (in order), on the device."
-        ds, n = (self.train_ds, self.n_train) if split == 'train' else (self.val_ds, self.n_val)
-        idx = np.arange(n) if epoch is None else np.random.default_rng([self.seed, epoch]).permutation(len(ds))[:n]
-        it = iter(loader(ds, idx, self.cfg.batch_size, self.workers, self.device.type == 'cuda', self.rank, self.world,
-                         deal=split != 'train'))
-        while True:
-            with record_function('data'):
-                b = next(it, None)
-                if b is not None: b = to_device(b, self.device)
-            if b is None: return
-            yield b
+# %% ../nbs/05_train.ipynb #d25ddfd9
+@patch
+def _on_main(self: Trainer, fn):
+    "fn() on rank 0; its result, or its exception, on every rank."
+    if self.world == 1:
+        return fn()
+    box = [None]
+    if self.rank == 0:
+        try: box = [(True, fn())]
+        except Exception as e: box = [(False, e)]
+    dist.broadcast_object_list(box, src=0)
+    ok, val = box[0]
+    if not ok: raise val
+    return val
 
-    def _on_main(self, fn):
-        "fn() on rank 0; its result, or its exception, on every rank."
-        if self.world == 1:
-            return fn()
-        box = [None]
-        if self.rank == 0:
-            try: box = [(True, fn())]
-            except Exception as e: box = [(False, e)]
-        dist.broadcast_object_list(box, src=0)
-        ok, val = box[0]
-        if not ok: raise val
-        return val
+# %% ../nbs/05_train.ipynb #6ac5f164
+@patch
+def _same_data(self: Trainer, path, ck=None):
+    "Refuse a resume from a checkpoint trained on another version of the data (a broken file is resume's business)."
+    if ck is None:
+        try: ck = load_checkpoint(path)
+        except (ValueError, FileNotFoundError): return
+    if ck.get('data', self.data_hash) != self.data_hash:
+        raise ValueError(f"{path} was trained on another version of the data in {self.data_dir} (manifest "
+                         f"{ck['data'][:12]}..., now {self.data_hash[:12]}...): rerun with resume=False to start "
+                         "afresh (the earlier run is kept aside) or use another out_dir")
 
-    def _schedule(self, epochs):
-        steps = epochs * math.ceil(self.n_train / self.cfg.batch_size)
-        warm = max(1, int(self.cfg.warmup_frac * steps))
-        f = lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
-        return torch.optim.lr_scheduler.LambdaLR(self.opt, f)
+# %% ../nbs/05_train.ipynb #3ccd8575
+@patch
+def _optimizer(self: Trainer):
+    "AdamW at the config's learning rate, with weight decay on the matrices only (not on biases and norms)."
+    decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
+    rest = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
+    groups = [dict(params=decay, weight_decay=self.cfg.weight_decay), dict(params=rest, weight_decay=0.0)]
+    return torch.optim.AdamW(groups, lr=self.cfg.lr)
 
-    def step(self, b):
-        "One optimisation step on a batch; returns the loss terms. Stages are labelled for `torch.profiler`."
-        stop = f"on samples {b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved"
-        err = None
-        try:
-            with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
-                out = self.net(b)
-            with record_function('loss'):
-                t = loss_terms(self.cfg, out, b)
-        except FloatingPointError as e:
-            err = f"{e} {stop}"
-        if err is None and not torch.isfinite(t['total']):
-            err = f"non-finite training loss {t['total'].item()} {stop}"
-        share = self._share(len(b['K']), err is not None)    # every process learns whether one of them failed
-        if share is None:
-            raise FloatingPointError(err or "another process hit a non-finite loss at this step; stopped before the "
-                                     "optimiser step, nothing saved")
-        self.opt.zero_grad(set_to_none=True)
-        with record_function('backward'):
-            (t['total'] * share).backward()
-        with record_function('optimizer'):
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.opt.step()
-            self.sched.step()
-        return {k: v.item() for k, v in t.items()}
+# %% ../nbs/05_train.ipynb #b5aed9b3
+@patch
+def batches(self: Trainer, split, epoch=None):
+    "Batches of the train split (shuffled by (seed, epoch)) or of the val split (in order), on the device."
+    ds, n = (self.train_ds, self.n_train) if split == 'train' else (self.val_ds, self.n_val)
+    idx = np.arange(n) if epoch is None else np.random.default_rng([self.seed, epoch]).permutation(len(ds))[:n]
+    it = iter(loader(ds, idx, self.cfg.batch_size, self.workers, self.device.type == 'cuda', self.rank, self.world,
+                     deal=split != 'train'))
+    while True:
+        with record_function('data'):
+            b = next(it, None)
+            if b is not None: b = to_device(b, self.device)
+        if b is None: return
+        yield b
 
-    def _share(self, n, failed=False):
-        "W n_r / n, the factor that makes DDP's gradient average the global batch's mean; None if any process failed."
-        if self.world == 1:
-            return None if failed else 1.0
-        tot = torch.tensor([n, float(failed)], dtype=torch.float64, device=self.device)
-        dist.all_reduce(tot)
-        return None if tot[1] > 0 else self.world * n / tot[0].item()
+# %% ../nbs/05_train.ipynb #4315dd3f
+@patch
+def _schedule(self: Trainer, epochs):
+    "The learning-rate schedule of a run of `epochs`: linear warm-up (warmup_frac of the steps), then cosine decay."
+    steps = epochs * math.ceil(self.n_train / self.cfg.batch_size)
+    warm = max(1, int(self.cfg.warmup_frac * steps))
+    f = lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
+    return torch.optim.lr_scheduler.LambdaLR(self.opt, f)
+
+# %% ../nbs/05_train.ipynb #d88f2643
+@patch
+def _share(self: Trainer, n, failed=False):
+    "W n_r / n, the factor that makes DDP's gradient average the global batch's mean; None if any process failed."
+    if self.world == 1:
+        return None if failed else 1.0
+    tot = torch.tensor([n, float(failed)], dtype=torch.float64, device=self.device)
+    dist.all_reduce(tot)
+    return None if tot[1] > 0 else self.world * n / tot[0].item()
+
+# %% ../nbs/05_train.ipynb #4e1a9d7c
+@patch
+def step(self: Trainer, b):
+    "One optimisation step on a batch; returns the loss terms. Stages are labelled for `torch.profiler`."
+    stop = f"on samples {b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved"
+    err = None
+    try:
+        with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
+            out = self.net(b)
+        with record_function('loss'):
+            t = loss_terms(self.cfg, out, b)
+    except FloatingPointError as e:
+        err = f"{e} {stop}"
+    if err is None and not torch.isfinite(t['total']):
+        err = f"non-finite training loss {t['total'].item()} {stop}"
+    share = self._share(len(b['K']), err is not None)    # every process learns whether one of them failed
+    if share is None:
+        raise FloatingPointError(err or "another process hit a non-finite loss at this step; stopped before the "
+                                 "optimiser step, nothing saved")
+    self.opt.zero_grad(set_to_none=True)
+    with record_function('backward'):
+        (t['total'] * share).backward()
+    with record_function('optimizer'):
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+    return {k: v.item() for k, v in t.items()}
 
 # %% ../nbs/05_train.ipynb #val00002
 @patch
@@ -189,8 +219,7 @@ def validate(self: Trainer, k_conf_thresh=None, beta=None):
         ests, truth = deal([p[0] for p in parts]), deal([p[1] for p in parts])
         refs = {k: deal([p[2][k] for p in parts]) for k in refs}
         sums = {k: sum(p[3].get(k, 0.0) for p in parts) for k in parts[0][3]}
-    cat = lambda parts: {k: torch.cat([d[k] for d in parts]) for k in parts[0]}
-    m = metrics(cfg, cat(ests), cat(truth))
+    m = metrics(cfg, cat_batches(ests), cat_batches(truth))
     m.update({f'loss_{k}': v / self.n_val for k, v in sums.items()})
     m.update({k: torch.cat(v).mean().item() for k, v in refs.items()})
     self.model.train()
@@ -202,7 +231,7 @@ def _save(self: Trainer, name, state):
     "Write a checkpoint atomically to out_dir/name with its checksum (last.pt keeps the one it replaces: last.pt.prev)."
     save_checkpoint(self.out / name, state, keep_prev=name == 'last.pt')
 
-
+# %% ../nbs/05_train.ipynb #7da30153
 @patch
 def _set_aside(self: Trainer, why):
     "Move an earlier run's checkpoints and log aside (suffix .stale-<time>), and say so."
@@ -210,18 +239,13 @@ def _set_aside(self: Trainer, why):
     if kept:
         warnings.warn(f"{self.out}: {why}; moved {', '.join(kept)} aside (suffix .stale-<time>), training from scratch")
 
-
+# %% ../nbs/05_train.ipynb #da8bb26f
 @patch
-def _resume_file(self: Trainer, epochs):
-    """Rank 0: the checkpoint a resume starts from and whether best.pt is unreadable, or None to start afresh (another
-    run's files are set aside, a corrupt last.pt gives way to last.pt.prev)."""
-    last = self.out / 'last.pt'
-    found = [p for p in (last, self.out / 'last.pt.prev') if p.exists()]
-    if not (self.resume_ok and found):
-        self._set_aside('resume=False' if self.resume_ok is False else 'no last.pt to resume from')
-        return None
-    ck, bad, stamp = None, [], int(time.time())
-    for p in found:                                         # the newest readable checkpoint, with its checksum right
+def _newest_readable(self: Trainer, found, stamp):
+    """The newest checkpoint of `found` (last.pt, last.pt.prev) with its checksum right, and its path; the corrupt
+    ones are set aside (suffix .corrupt-<stamp>). None readable is an error."""
+    last, ck, bad = self.out / 'last.pt', None, []
+    for p in found:
         try:
             ck, path = load_checkpoint(p), p
             break
@@ -233,49 +257,66 @@ def _resume_file(self: Trainer, epochs):
     if ck is None:
         raise ValueError(f"{self.out}: no readable checkpoint to resume from ({', '.join(p.name for p in bad)} "
                          "corrupt, set aside); a rerun starts afresh (keeping best.pt and log.jsonl aside)")
+    return ck, path
+
+# %% ../nbs/05_train.ipynb #40146ff9
+@patch
+def _is_this_run(self: Trainer, path, ck, epochs):
+    """Whether checkpoint `ck` (read from `path`) goes on with this run. Another version of the data or another world
+    size (without `reshard`) is an error; another config or epoch count sets the run's files aside: False."""
     self._same_data(path, ck)
-    if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:  # not this run's: keep it aside, start afresh
+    if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:
         self._set_aside(f"{path.name} was written for another config or epoch count")
-        return None
+        return False
     if ck.get('world', 1) != self.world and not self.reshard:
         raise ValueError(f"{path} was written by {ck.get('world', 1)} process(es), this run has {self.world}: rerun "
                          f"with torchrun --nproc_per_node {ck.get('world', 1)}, or pass reshard=True (ris_train "
                          "--reshard) to go on with this world size")
-    best, broken = self.out / 'best.pt', False
-    if best.exists() or ck.get('best_epoch'):
-        try: load_checkpoint(best)
-        except (ValueError, FileNotFoundError) as e:        # the best objective would point at a broken file
-            if best.exists(): move_aside(best, f'best.pt.corrupt-{stamp}')
-            if ck.get('best_model') is not None:            # the copy kept in last.pt
-                self._save('best.pt', self._best_ck(dict(best=ck['best'], best_epoch=ck['best_epoch']),
-                                                    ck['best_model']))
-                warnings.warn(f"{e}; set aside, and best.pt rewritten from the copy in {path.name}")
-            else:
-                warnings.warn(f"{e}; set aside, it will be rewritten by the next improving epoch")
-                broken = True
+    return True
+
+# %% ../nbs/05_train.ipynb #c5467a8d
+@patch
+def _check_best(self: Trainer, path, ck, stamp):
+    """Whether the best objective must start over: a broken best.pt is set aside (suffix .corrupt-<stamp>) and
+    rewritten from the copy of the best weights in `ck` (read from `path`) when it has one (False), else True."""
+    best = self.out / 'best.pt'
+    if not (best.exists() or ck.get('best_epoch')):
+        return False
+    try: load_checkpoint(best)
+    except (ValueError, FileNotFoundError) as e:            # the best objective would point at a broken file
+        if best.exists(): move_aside(best, f'best.pt.corrupt-{stamp}')
+        if ck.get('best_model') is None:
+            warnings.warn(f"{e}; set aside, it will be rewritten by the next improving epoch")
+            return True
+        self._save('best.pt', self._best_ck(dict(best=ck['best'], best_epoch=ck['best_epoch']), ck['best_model']))
+        warnings.warn(f"{e}; set aside, and best.pt rewritten from the copy in {path.name}")
+    return False
+
+# %% ../nbs/05_train.ipynb #a7e7bc05
+@patch
+def _resume_file(self: Trainer, epochs):
+    """Rank 0: the checkpoint a resume starts from and whether best.pt is unreadable, or None to start afresh (another
+    run's files are set aside, a corrupt last.pt gives way to last.pt.prev)."""
+    found = [p for p in (self.out / 'last.pt', self.out / 'last.pt.prev') if p.exists()]
+    if not (self.resume_ok and found):
+        self._set_aside('resume=False' if self.resume_ok is False else 'no last.pt to resume from')
+        return None
+    stamp = int(time.time())
+    ck, path = self._newest_readable(found, stamp)
+    if not self._is_this_run(path, ck, epochs):
+        return None
+    broken = self._check_best(path, ck, stamp)
     self._ck = ck                                           # resume() on this rank need not read it again
     return path, broken
 
-
-@patch
-def _same_data(self: Trainer, path, ck=None):
-    "Refuse a resume from a checkpoint trained on another version of the data (a broken file is resume's business)."
-    if ck is None:
-        try: ck = load_checkpoint(path)
-        except (ValueError, FileNotFoundError): return
-    if ck.get('data', self.data_hash) != self.data_hash:
-        raise ValueError(f"{path} was trained on another version of the data in {self.data_dir} (manifest "
-                         f"{ck['data'][:12]}..., now {self.data_hash[:12]}...): rerun with resume=False to start "
-                         "afresh (the earlier run is kept aside) or use another out_dir")
-
-
+# %% ../nbs/05_train.ipynb #f3f3a534
 @patch
 def _best_ck(self: Trainer, state, model=None):
     "The best.pt checkpoint: the best weights, the config, their epoch and objective."
     return dict(model=self.best_state if model is None else model, cfg=self.cfg.to_dict(), epoch=state['best_epoch'],
                 objective=state['best'])
 
-
+# %% ../nbs/05_train.ipynb #726c29e6
 @patch
 def resume(self: Trainer, epochs):
     "The state (epoch, best, bad, log) of this run: restored from last.pt when it is this run's, else fresh."
@@ -300,7 +341,7 @@ def resume(self: Trainer, epochs):
     return dict(epoch=ck['epoch'], best=float('inf') if best_broken else ck['best'], bad=ck['bad'], log=ck['log'],
                 best_epoch=ck.get('best_epoch'))
 
-
+# %% ../nbs/05_train.ipynb #4286e343
 @patch
 def train_epoch(self: Trainer, epoch, epochs):
     "One pass over the (shuffled) training subset; returns the mean loss terms."
@@ -327,23 +368,20 @@ def train_epoch(self: Trainer, epoch, epochs):
     self.samples_per_s = n / max(time.time() - t0, 1e-9)
     return {k: v / n for k, v in sums.items()}
 
-
+# %% ../nbs/05_train.ipynb #81f5f892
 @patch
-def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
+def end_epoch(self: Trainer,
+              epoch:int,    # the epoch that ended (from 0)
+              epochs:int,   # the run's epoch count
+              train:dict,   # the epoch's mean training loss terms (`train_epoch`)
+              state:dict,   # the run's state (`resume`), updated in place
+              t0:float,     # when the epoch started (time.time())
+             )->dict:       # the epoch's record, as log.jsonl has it
     "Validate, update the best objective, write best.pt / last.pt / log.jsonl; returns the epoch's record."
-    cfg = self.cfg
     val = self.validate()
-    obj = val['score'] if cfg.VAL_PRIMARY == 'k_loc' else val['loss_total']
-    rec = dict(
-        epoch=epoch + 1,
-        train=train,
-        val=val,
-        objective=obj,
-        lr=self.opt.param_groups[0]['lr'],
-        seconds=round(time.time() - t0, 3),
-        samples_per_s=round(self.samples_per_s, 1),
-        world=self.world,
-    )
+    obj = val['score'] if self.cfg.VAL_PRIMARY == 'k_loc' else val['loss_total']
+    rec = dict(epoch=epoch + 1, train=train, val=val, objective=obj, lr=self.opt.param_groups[0]['lr'],
+               seconds=round(time.time() - t0, 3), samples_per_s=round(self.samples_per_s, 1), world=self.world)
     state['log'].append(rec)
     state['epoch'] = epoch + 1
     improved = obj < state['best']
@@ -353,24 +391,41 @@ def end_epoch(self: Trainer, epoch, epochs, train, state, t0):
     else:
         state['bad'] += 1
     if self.rank == 0:                                      # one writer
-        if improved: self._save('best.pt', self._best_ck(state))
-        last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
-                    cfg=cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
-                    best_model=self.best_state, **state)   # (best.pt can be rewritten from last.pt)
-        self._save('last.pt', last)
-        atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
+        self._write(state, epochs, improved)
     if self.progress:
-        print(
-            f"epoch {epoch + 1}: train {train['total']:.3f} val {val['loss_total']:.3f} K_acc {val['K_acc']:.3f} "
-            f"(MDL {val['K_acc_mdl_samp']:.3f}) success {val['success']:.3f} score {val['score']:.3f} "
-            f"sub_err {val['sub_err_eff']:.3f} (R_samp {val['sub_err_samp']:.3f}) {rec['seconds']:.1f}s",
-            flush=True,
-        )
+        self._say(rec)
     return rec
 
-
+# %% ../nbs/05_train.ipynb #d5f6019c
 @patch
-def fit(self: Trainer, epochs, patience=None, callbacks=()):
+def _write(self: Trainer, state, epochs, improved):
+    "Write best.pt (if the epoch improved), last.pt (the whole state, a copy of the best weights too) and log.jsonl."
+    if improved: self._save('best.pt', self._best_ck(state))
+    last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
+                cfg=self.cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
+                best_model=self.best_state, **state)       # (best.pt can be rewritten from last.pt)
+    self._save('last.pt', last)
+    atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
+
+# %% ../nbs/05_train.ipynb #09138ad7
+@patch
+def _say(self: Trainer, rec):
+    "The epoch's line: losses, K accuracy (MDL's), success, score, subspace errors and time."
+    train, val = rec['train'], rec['val']
+    print(
+        f"epoch {rec['epoch']}: train {train['total']:.3f} val {val['loss_total']:.3f} K_acc {val['K_acc']:.3f} "
+        f"(MDL {val['K_acc_mdl_samp']:.3f}) success {val['success']:.3f} score {val['score']:.3f} "
+        f"sub_err {val['sub_err_eff']:.3f} (R_samp {val['sub_err_samp']:.3f}) {rec['seconds']:.1f}s",
+        flush=True,
+    )
+
+# %% ../nbs/05_train.ipynb #070b844c
+@patch
+def fit(self: Trainer,
+        epochs:int,              # the run's epochs in all (a resumed run does the ones it has not done)
+        patience:int|None=None,  # epochs without improvement before it stops; None: the config's early_stop_patience
+        callbacks=(),            # functions called as `cb(trainer, record)` after every epoch
+       )->float:                 # the best objective
     """Train for `epochs` (resuming from last.pt when it is this run's); returns the best objective. While it runs the
     out_dir is locked (a second `fit` into it fails with `FolderLocked`) and the data folder is held as read (no
     `ris_generate` into it meanwhile).
@@ -390,7 +445,7 @@ def fit(self: Trainer, epochs, patience=None, callbacks=()):
                 break
             t0 = time.time()
             train = self.train_epoch(epoch, epochs)
-            rec = self.end_epoch(epoch, epochs, train, state, t0)
+            rec = self.end_epoch(epoch=epoch, epochs=epochs, train=train, state=state, t0=t0)
             for cb in callbacks:
                 cb(self, rec)
         if self.world > 1:
@@ -399,54 +454,82 @@ def fit(self: Trainer, epochs, patience=None, callbacks=()):
         locks.close()
     return state['best']
 
-# %% ../nbs/05_train.ipynb #ddp00011
-def _count(x):
-    "A count (int) or a fraction (float with a point) from a command-line string."
-    return float(x) if '.' in x else int(x)
+# %% ../nbs/05_train.ipynb #a820bf45
+def cli_options(ap:argparse.ArgumentParser,  # the parser the options are added to
+                func,                        # a function whose parameters have docments comments
+                skip=(),                     # parameters that are not options
+                **defaults,                  # the command line's own defaults, for parameters without one
+               )->argparse.ArgumentParser:   # `ap`
+    """Add `func`'s parameters to `ap` as options with dashes (`data_dir` -> `--data-dir`): type, default and help from
+    the signature and its docments (fastcore's `Param`, as `anno_parser`), required without a default, `--no-x`
+    for a flag `x` that is on by default."""
+    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
+        if k in skip or k == 'self' or v.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        anno = None if v.anno is inspect.Parameter.empty else v.anno
+        p = Param(v.docment or '', _union_type(anno) or anno)
+        p.set_default(defaults.get(k, v.default))
+        flag, kw = k.replace('_', '-'), dict(p.kwargs, dest=k, required=not p.opt)
+        if p.negated: flag, kw['help'] = f'no-{flag}', f'turn {k} off; {k}: {v.docment}'
+        ap.add_argument(f'--{flag}', **kw)
+    return ap
 
-
-def train_cli(argv=None):
-    "ris_train: train a RisNet from a shell, on one process or under torchrun (the 05_train notebook's job)."
-    ap = argparse.ArgumentParser(prog='ris_train', description=train_cli.__doc__)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--out-dir', required=True)
-    ap.add_argument('--epochs', type=int, default=2)
-    ap.add_argument('--params-json', default='', help='an HPO best.json or a JSON dict of config overrides')
-    ap.add_argument('--params', default='{}', help='config overrides as a JSON dict (after --params-json)')
-    ap.add_argument('--device', default='cpu', help="cpu, cuda or auto")
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--n-train', type=_count, default=None, help='a count, or a fraction like 0.5')
-    ap.add_argument('--n-val', type=_count, default=None)
-    ap.add_argument('--workers', type=int, default=0, help='data-loading worker processes per training process')
-    ap.add_argument('--patience', type=int, default=None)
-    ap.add_argument('--no-resume', action='store_true', help='start afresh (an earlier run is kept aside)')
-    ap.add_argument('--reshard', action='store_true', help='resume a checkpoint written with another world size')
-    ap.add_argument('--quiet', action='store_true')
-    a = ap.parse_args(argv)
-    if a.epochs < 1: ap.error(f'--epochs must be >= 1, got {a.epochs}')
-    warnings.formatwarning = lambda msg, *args, **kw: f'ris_train: warning: {msg}\n'       # one line, no source
+# %% ../nbs/05_train.ipynb #66a57b6e
+@contextlib.contextmanager
+def cli_errors(prog:str):  # the command's name, the first word of each message
+    """A command's errors as one line `prog: message` on stderr (rank 0 only) and exit status 1, no traceback; its
+    warnings one line each (`prog: warning: ...`)."""
+    fmt, warnings.formatwarning = warnings.formatwarning, lambda msg, *args, **kw: f'{prog}: warning: {msg}\n'
     try:
-        params = load_params(a.params_json) if a.params_json else {}
-        try: extra = json.loads(a.params)
-        except ValueError as e: raise ValueError(f"--params is not JSON ({e}): {a.params!r}") from None
-        if not isinstance(extra, dict): raise ValueError(f"--params must be a JSON dict, got {a.params!r}")
-        params.update(check_keys(extra, '--params'))
-        tr = Trainer(a.data_dir, a.out_dir, params=params, device=a.device, seed=a.seed, n_train=a.n_train,
-                     n_val=a.n_val, workers=a.workers, progress=not a.quiet, resume=not a.no_resume, reshard=a.reshard)
-        best = tr.fit(a.epochs, a.patience)
-        if tr.rank == 0:
-            print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a.out_dir))), flush=True)
+        yield
     except (ValueError, KeyError, TypeError, OSError, FolderLocked, ArithmeticError) as e:     # a line, no traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        if dist_env()[0] == 0: print(f'ris_train: {msg}', file=sys.stderr, flush=True)
+        if dist_env()[0] == 0: print(f'{prog}: {msg}', file=sys.stderr, flush=True)
         sys.exit(1)
     finally:
+        warnings.formatwarning = fmt
         if dist.is_initialized(): dist.destroy_process_group()
 
+# %% ../nbs/05_train.ipynb #528a221a
+def _cli_params(params_json:str='',  # an HPO best.json or a JSON dict of config overrides
+                params:str='{}',     # config overrides as a JSON dict (after --params-json)
+               )->dict:              # the config overrides
+    "ris_train's config overrides: those of the params file, then those of the JSON dict."
+    out = load_params(params_json) if params_json else {}
+    try: extra = json.loads(params)
+    except ValueError as e: raise ValueError(f"--params is not JSON ({e}): {params!r}") from None
+    if not isinstance(extra, dict): raise ValueError(f"--params must be a JSON dict, got {params!r}")
+    out.update(check_keys(extra, '--params'))
+    return out
 
-def launch_ddp(nproc, data_dir, out_dir, epochs, params=None, **kw):
-    """Run `ris_train` on `nproc` processes with torchrun (standalone, this machine), printing its output; returns the
-    final record (best objective, world size). `kw`: more ris_train options by name (device='cpu', resume=False)."""
+# %% ../nbs/05_train.ipynb #0573b127
+def _train_parser():
+    "ris_train's options: `Trainer`'s, `fit`'s (2 epochs unless told), the config overrides and --quiet."
+    ap = argparse.ArgumentParser(prog='ris_train', description=train_cli.__doc__)
+    cli_options(ap, Trainer.__init__, skip=('cfg', 'params', 'progress'))
+    cli_options(ap, Trainer.fit, skip=('callbacks',), epochs=2)
+    cli_options(ap, _cli_params)
+    ap.add_argument('--quiet', action='store_true', help='no progress bars, no line per epoch')
+    return ap
+
+# %% ../nbs/05_train.ipynb #60059c02
+def train_cli(argv:list|None=None):  # the arguments; None: the command line's
+    "ris_train: train a RisNet from a shell, on one process or under torchrun (the 05_train notebook's job)."
+    ap = _train_parser()
+    a = vars(ap.parse_args(argv))
+    if a['epochs'] < 1: ap.error(f"--epochs must be >= 1, got {a['epochs']}")
+    with cli_errors('ris_train'):
+        fit = dict(epochs=a.pop('epochs'), patience=a.pop('patience'))
+        params = _cli_params(params_json=a.pop('params_json'), params=a.pop('params'))
+        quiet = a.pop('quiet')
+        tr = Trainer(**a, params=params, progress=not quiet)
+        best = tr.fit(**fit)
+        if tr.rank == 0:
+            print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a['out_dir']))), flush=True)
+
+# %% ../nbs/05_train.ipynb #86ddcb7c
+def _ddp_command(nproc, data_dir, out_dir, epochs, params=None, **kw):
+    "The torchrun command line that runs ris_train on `nproc` processes (`launch_ddp`'s)."
     script = Path(sys.executable).parent / 'ris_train'
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', str(script),
            '--data-dir', str(data_dir), '--out-dir', str(out_dir), '--epochs', str(epochs),
@@ -455,6 +538,19 @@ def launch_ddp(nproc, data_dir, out_dir, epochs, params=None, **kw):
         if k == 'resume': cmd += [] if v else ['--no-resume']
         elif isinstance(v, bool): cmd += [f"--{k.replace('_', '-')}"] if v else []
         elif v is not None: cmd += [f"--{k.replace('_', '-')}", str(v)]
+    return cmd
+
+# %% ../nbs/05_train.ipynb #5785b710
+def launch_ddp(nproc:int,             # processes (torchrun's --nproc_per_node)
+               data_dir,               # the dataset folder
+               out_dir,                # where the run's files go
+               epochs:int,             # the run's epochs in all
+               params:dict|None=None,  # config overrides
+               **kw,                   # more ris_train options by name (device='cpu', resume=False, n_val=32)
+              )->dict:                 # ris_train's final record: best objective, world size, out_dir
+    """Run `ris_train` on `nproc` processes with torchrun (standalone, this machine), printing its output; returns the
+    final record (best objective, world size)."""
+    cmd = _ddp_command(nproc=nproc, data_dir=data_dir, out_dir=out_dir, epochs=epochs, params=params, **kw)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1')))
     last = None
