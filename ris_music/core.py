@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #b937d896
 from __future__ import annotations
-import os, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, functools
+import os, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, functools, ast
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -12,11 +12,11 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CONFIG_RULES', 'PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path', 'move_aside', 'set_aside',
-           'FolderLocked', 'dir_lock', 'Config', 'validate_config', 'read_json', 'check_keys', 'load_preset',
-           'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction', 'steering', 'source_mask',
-           'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points', 'SearchGrid', 'damped_newton',
-           'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
+__all__ = ['CONFIG_FIELDS', 'Config', 'CONFIG_RULES', 'DERIVED', 'PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path',
+           'move_aside', 'set_aside', 'FolderLocked', 'dir_lock', 'validate_config', 'read_json', 'check_keys',
+           'load_preset', 'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction', 'steering',
+           'source_mask', 'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points', 'SearchGrid',
+           'damped_newton', 'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -107,86 +107,94 @@ def dir_lock(path, what='writing', shared=False):
         f.close()
 
 # %% ../nbs/00_core.ipynb #c7b607bd
-@dataclass(frozen=True)
-class Config:
-    "Every physical and pipeline setting; build one with `load_preset`."
+CONFIG_FIELDS = """
+name                 type   default  meaning
+preset               str    'custom' the preset the config was built from
+# RIS and carrier
+Nh                   int    6        RIS elements along h (x)
+Nv                   int    6        RIS elements along v (y)
+freq                 float  1e9      carrier frequency [Hz]
+spacing              float  0.5      element spacing [wavelengths]
+# BS and BS-RIS channel (Rician, rank M)
+M                    int    10       BS antennas
+rician_k_db          float  10.0     LoS-to-scattered power ratio of the BS-RIS channel [dB]
+bs_distance          float  20.0     BS distance from the RIS centre [m]
+bs_phi_deg           float  35.0     BS azimuth seen from the RIS [deg]
+bs_theta_deg         float  5.0      BS elevation seen from the RIS [deg]
+# measurement
+L                    int    16       snapshots per scene, one RIS configuration each
+codebook             str    'dft'    'dft' (2D-DFT beams) or 'random' (continuous phases)
+cb_h                 int    6        DFT beams along h
+cb_v                 int    6        DFT beams along v
+n_codes              int    64       size of a 'random' codebook
+phase_bits           int    0        RIS phase quantisation (0 = continuous)
+# scenes
+K_min                int    1        fewest sources in a scene
+K_max                int    3        most sources in a scene (fields are padded to K_max)
+phi_deg              float  60.0     azimuth limit |phi| [deg]
+theta_deg            float  30.0     elevation limit |theta| [deg]
+r_min                float  0.3      nearest source range [m]
+r_max                float  4.0      farthest source range [m]
+snr_min_db           float  -5.0     lowest per-source SNR p_k / sigma^2 [dB]
+snr_max_db           float  20.0     highest per-source SNR [dB]
+source_corr          float  0.0      |correlation| between source symbols (1 = coherent)
+min_sep_deg          float  4.0      minimum source separation in (phi, theta) when drawing scenes [deg]
+# data
+n_train              int    2000     training scenes
+n_val                int    500      validation scenes
+n_test               int    500      test scenes
+shard_size           int    500      scenes per shard
+debias               bool   True     subtract the noise term from the back-projected R_samp
+# covariance and MUSIC
+HYBRID_COV_BETA      float  0.5      beta of R_eff = (1-beta) R_pred + beta R_data (R_cml for the hybrid)
+shrink               str    'snr'    shrinkage: 'none', 'fixed', 'snr', 'lw' or 'oas'
+shrink_alpha         float  0.15     intensity of 'fixed' shrinkage (the scale of 'snr')
+diag_load            float  0.0      diagonal loading added after shrinkage (fraction of trace/N)
+phi_grid             int    41       MUSIC grid points in phi
+theta_grid           int    21       MUSIC grid points in theta
+range_grid           int    21       MUSIC grid points in 1/r
+newton_iter          int    10       damped Newton iterations per MUSIC peak
+newton_lr            float  0.8      Newton step scale
+peak_sep_deg         float  3.0      MUSIC: minimum (phi, theta) separation of reported peaks [deg]
+# coded-ML (02c)
+cml_criterion        str    'glrt'   model order: 'glrt' (false-alarm rate cml_pfa), 'bic' or 'mdl'
+cml_pfa              float  1e-3     GLRT false-alarm rate per detection step
+# learning
+D_MODEL              int    64       transformer width
+NUM_HEADS            int    4        attention heads (divide D_MODEL)
+n_layers             int    2        transformer layers
+dropout              float  0.1      dropout rate
+lr                   float  3e-4     AdamW peak learning rate
+batch_size           int    64       global batch size
+lam_cov              float  0.2      weight of the covariance term of the loss
+lam_ang              float  0.7      weight of the angle term
+lam_rng              float  0.4      weight of the range term
+lam_K                float  0.15     weight of the cost-sensitive K term
+K_under_w            float  2.0      K loss: cost of each missing source
+K_over_w             float  1.0      K loss: cost of each extra source
+warmup_frac          float  0.1      share of the steps spent warming the learning rate up
+weight_decay         float  0.01     AdamW weight decay
+grad_clip            float  1.0      gradient norm clip
+early_stop_patience  int    10       epochs without improvement before training stops
+K_CONF_THRESH        float  0.65     K-head confidence below which K falls back to the criterion
+VAL_PRIMARY          str    'k_loc'  validation objective: 'k_loc' (composite score) or 'loss'
+# metrics
+succ_phi_deg         float  5.0      success: largest phi error of a matched source [deg]
+succ_theta_deg       float  5.0      success: largest theta error [deg]
+succ_r               float  1.0      success: largest range error [m]
+"""
 
-    preset: str = 'custom'
-    # RIS and carrier
-    Nh: int = 6
-    Nv: int = 6  # RIS elements along h (x) and v (y)
-    freq: float = 1e9  # carrier frequency [Hz]
-    spacing: float = 0.5  # element spacing [wavelengths]
-    # BS and BS-RIS channel (Rician, rank M)
-    M: int = 10  # BS antennas
-    rician_k_db: float = 10.0  # LoS-to-scattered power ratio
-    bs_distance: float = 20.0  # BS distance from the RIS centre [m]
-    bs_phi_deg: float = 35.0
-    bs_theta_deg: float = 5.0
-    # measurement
-    L: int = 16  # snapshots, one RIS configuration each
-    codebook: str = 'dft'  # 'dft' (2D-DFT beams) or 'random' (continuous phases)
-    cb_h: int = 6
-    cb_v: int = 6  # DFT beams along h and v
-    n_codes: int = 64  # size of a 'random' codebook
-    phase_bits: int = 0  # RIS phase quantisation (0 = continuous)
-    # scenes
-    K_min: int = 1
-    K_max: int = 3
-    phi_deg: float = 60.0
-    theta_deg: float = 30.0  # |phi|, |theta| limits
-    r_min: float = 0.3
-    r_max: float = 4.0
-    snr_min_db: float = -5.0
-    snr_max_db: float = 20.0
-    source_corr: float = 0.0  # |correlation| between source symbols (1 = coherent)
-    min_sep_deg: float = 4.0  # minimum source separation in (phi, theta) when drawing scenes
-    # data
-    n_train: int = 2000
-    n_val: int = 500
-    n_test: int = 500
-    shard_size: int = 500
-    debias: bool = True  # subtract the noise term from the back-projected R_samp
-    # covariance and MUSIC
-    HYBRID_COV_BETA: float = 0.5  # R_eff = (1-beta) R_pred + beta R_data (R_cml for the hybrid, R_samp before)
-    shrink: str = 'snr'  # 'none', 'fixed', 'snr', 'lw', 'oas'
-    shrink_alpha: float = 0.15
-    diag_load: float = 0.0
-    phi_grid: int = 41
-    theta_grid: int = 21
-    range_grid: int = 21
-    newton_iter: int = 10
-    newton_lr: float = 0.8
-    peak_sep_deg: float = 3.0  # MUSIC: minimum (phi, theta) separation of reported peaks
-    # coded-ML (02c)
-    cml_criterion: str = 'glrt'  # model order: 'glrt' (false-alarm rate cml_pfa), 'bic' or 'mdl'
-    cml_pfa: float = 1e-3
-    # learning
-    D_MODEL: int = 64
-    NUM_HEADS: int = 4
-    n_layers: int = 2
-    dropout: float = 0.1
-    lr: float = 3e-4
-    batch_size: int = 64
-    lam_cov: float = 0.2
-    lam_ang: float = 0.7
-    lam_rng: float = 0.4
-    lam_K: float = 0.15
-    K_under_w: float = 2.0
-    K_over_w: float = 1.0  # cost of each missing / extra source in the K loss
-    warmup_frac: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    early_stop_patience: int = 10
-    K_CONF_THRESH: float = 0.65
-    VAL_PRIMARY: str = 'k_loc'
-    # metrics
-    succ_phi_deg: float = 5.0
-    succ_theta_deg: float = 5.0
-    succ_r: float = 1.0
+# %% ../nbs/00_core.ipynb #d6f747b7
+def _config_fields(table):
+    "(name, type, default) of each row of a field table like `CONFIG_FIELDS` (comment lines skipped)."
+    rows = [l.split(maxsplit=3) for l in table.strip().splitlines()[1:] if l.strip() and not l.startswith('#')]
+    return [(name, kind, dataclasses.field(default=ast.literal_eval(default))) for name, kind, default, *_ in rows]
 
-    def __post_init__(self): validate_config(self)
 
+Config = dataclasses.make_dataclass(
+    'Config', _config_fields(CONFIG_FIELDS), frozen=True,
+    namespace=dict(__doc__="Every physical and pipeline setting (`CONFIG_FIELDS`); build one with `load_preset`.",
+                   __post_init__=lambda self: validate_config(self), __module__=__name__))
 
 # %% ../nbs/00_core.ipynb #7d49646d
 _AT_LEAST_ONE = ('Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid batch_size '
@@ -246,34 +254,14 @@ def validate_config(cfg):
         raise ValueError(f"Config: need {need}, got " + ', '.join(f'{n}={v!r}' for n, v in zip(names.split(), vals)))
 
 # %% ../nbs/00_core.ipynb #07ffdd45
-@patch(as_prop=True)
-def N(self:Config):
-    "Number of RIS elements."
-    return self.Nh * self.Nv
-
-# %% ../nbs/00_core.ipynb #9822141e
-@patch(as_prop=True)
-def wavelength(self:Config):
-    "Carrier wavelength [m]."
-    return 299_792_458.0 / self.freq
-
-# %% ../nbs/00_core.ipynb #ca33434c
-@patch(as_prop=True)
-def k(self:Config):
-    "Wavenumber 2 pi / lambda [rad/m]."
-    return 2 * math.pi / self.wavelength
-
-# %% ../nbs/00_core.ipynb #45c8f13f
-@patch(as_prop=True)
-def d(self:Config):
-    "Element spacing [m]."
-    return self.spacing * self.wavelength
-
-# %% ../nbs/00_core.ipynb #59312c39
-@patch(as_prop=True)
-def aperture(self:Config):
-    "Aperture D [m]: the diagonal between the outermost elements."
-    return self.d * math.hypot(self.Nh - 1, self.Nv - 1)
+DERIVED = dict(  # name: (value from the fields, meaning); each is a read-only property of every Config
+    N=(lambda c: c.Nh * c.Nv, 'number of RIS elements'),
+    wavelength=(lambda c: 299_792_458.0 / c.freq, 'carrier wavelength [m]'),
+    k=(lambda c: 2 * math.pi / c.wavelength, 'wavenumber 2 pi / lambda [rad/m]'),
+    d=(lambda c: c.spacing * c.wavelength, 'element spacing [m]'),
+    aperture=(lambda c: c.d * math.hypot(c.Nh - 1, c.Nv - 1), 'aperture D: diagonal of the outermost elements [m]'),
+)
+for _name, (_value, _doc) in DERIVED.items(): setattr(Config, _name, property(_value, doc=_doc))
 
 # %% ../nbs/00_core.ipynb #6ed06883
 @patch(as_prop=True)
