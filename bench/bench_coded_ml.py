@@ -4,10 +4,11 @@ MUSIC's scenes/s on the same scenes (R_samp, true K, RAP-MUSIC), and the scenes/
 (`range_posterior`, the hybrid's last step) on coded-ML's output.
 Usage: python bench/bench_coded_ml.py [--presets tiny seed] [--n 256] [--batch 128]"""
 
-import argparse, time
+import time
 import torch
-from common import emit, peak_rss_mb
-from ris_music import load_preset, make_codebook, simulate, r_samp, build_effective_cov, cov_kwargs, metrics
+from common import emit, peak_rss_mb, command_line
+from ris_music import load_preset, make_codebook, simulate, build_effective_cov, cov_kwargs, metrics
+from ris_music.data import complete_batch
 from ris_music.music import music_localize
 from ris_music.coded_ml import coded_ml_localize, range_posterior
 
@@ -16,8 +17,8 @@ def run(preset, n, batch):
     "Throughput, stage times and accuracy of coded-ML and MUSIC on n scenes of a preset."
     cfg = load_preset(preset)
     cb = make_codebook(cfg)
-    sc = simulate(cfg, n, torch.Generator().manual_seed(123), cb)
-    codes = cb[sc['code_idx'].long()]
+    sc = complete_batch(cfg, simulate(cfg, n, torch.Generator().manual_seed(123), cb), cb)
+    codes = sc['codes']
     coded_ml_localize(cfg, sc['y'][:4], sc['H'][:4], codes[:4], sc['noise_var'][:4])  # warm-up (grid cache)
     timers, outs = {}, []
     t = time.perf_counter()
@@ -32,7 +33,7 @@ def run(preset, n, batch):
         s = slice(i, i + batch)
         range_posterior(cfg, sc['y'][s], sc['H'][s], codes[s], sc['noise_var'][s], o, o['K'])
     dt_post = time.perf_counter() - t
-    R = build_effective_cov(None, r_samp(sc['y'], sc['Hpinv'], codes, sc['noise_var']), **cov_kwargs(cfg, 'music'))
+    R = build_effective_cov(None, complete_batch(cfg, sc, cb, rsamp=True)['R_samp'], **cov_kwargs(cfg, 'music'))
     t = time.perf_counter()
     for i in range(0, n, batch):
         music_localize(cfg, R[i : i + batch], sc['K'][i : i + batch].long(), Kmax=cfg.K_max)
@@ -45,15 +46,13 @@ def run(preset, n, batch):
                 K_acc=round(m['K_acc'], 4), success=round(m['success'], 4))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--presets', nargs='+', default=['tiny', 'seed'])
-    ap.add_argument('--n', type=int, default=256)
-    ap.add_argument('--batch', type=int, default=128)
-    ap.add_argument('--out', default='bench/out/coded_ml.json')
-    a = ap.parse_args()
-    emit(dict(bench='coded_ml', runs=[run(p, a.n, a.batch) for p in a.presets]), a.out)
+def main(presets=('tiny', 'seed'),           # presets to run
+         n:int=256,                           # scenes per preset
+         batch:int=128,                       # scenes per call
+         out:str='bench/out/coded_ml.json'):  # where the JSON goes
+    "Coded-ML scenes/s, stage shares and accuracy against MUSIC's on the same scenes."
+    emit(dict(bench='coded_ml', runs=[run(p, n, batch) for p in presets]), out)
 
 
 if __name__ == '__main__':
-    main()
+    command_line(main)

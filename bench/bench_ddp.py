@@ -4,9 +4,9 @@ process with 2 threads against 2 processes with 1 thread each. The rate is the t
 validation excluded), from the second epoch on (the first includes warm-up).
 Usage: python bench/bench_ddp.py [--preset tiny] [--n 1024] [--batch 32] [--epochs 3] [--procs 1 2] [--device cpu]"""
 
-import argparse, json, os, subprocess, sys, tempfile
+import json, os, subprocess, sys, tempfile
 from pathlib import Path
-from common import emit
+from common import emit, command_line
 from ris_music import load_preset, generate_dataset
 
 BIN = Path(sys.executable).parent
@@ -25,27 +25,25 @@ def run(data, nproc, threads, epochs, batch, device, out):
                 later_epochs=round(sum(later) / len(later), 1), epochs=epochs)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--preset', default='tiny')
-    ap.add_argument('--n', type=int, default=1024)
-    ap.add_argument('--batch', type=int, default=32)
-    ap.add_argument('--epochs', type=int, default=3)
-    ap.add_argument('--procs', type=int, nargs='+', default=[1, 2])
-    ap.add_argument('--device', default='cpu')
-    ap.add_argument('--out', default='bench/out/ddp.json')
-    a = ap.parse_args()
+def main(preset:str='tiny',              # dataset preset
+         n:int=1024,                      # training samples
+         batch:int=32,                    # global batch size
+         epochs:int=3,                    # epochs per run
+         procs=(1, 2),                    # process counts to compare
+         device:str='cpu',                # 'cpu' (gloo) or 'cuda' (NCCL)
+         out:str='bench/out/ddp.json'):   # where the JSON goes
+    "Training samples/s on one process and on several under torchrun, same data and global batch."
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as t:
         d = Path(t) / 'data'
-        generate_dataset(load_preset(a.preset), d, a.n, 32, 0, shard_size=256, workers=2, seed=0, progress=False)
+        generate_dataset(load_preset(preset), d, n, 32, 0, shard_size=256, workers=2, seed=0, progress=False)
         runs = []
-        for n in a.procs:
-            for threads in sorted({max(1, cores // n), 1}, reverse=True):
-                runs.append(run(d, n, threads, a.epochs, a.batch, a.device, Path(t) / f'out{n}_{threads}'))
+        for n_proc in procs:
+            for threads in sorted({max(1, cores // n_proc), 1}, reverse=True):
+                runs.append(run(d, n_proc, threads, epochs, batch, device, Path(t) / f'out{n_proc}_{threads}'))
                 print(runs[-1], file=sys.stderr)
-    emit(dict(bench='ddp', preset=a.preset, n_train=a.n, global_batch=a.batch, runs=runs), a.out, a.device)
+    emit(dict(bench='ddp', preset=preset, n_train=n, global_batch=batch, runs=runs), out, device)
 
 
 if __name__ == '__main__':
-    main()
+    command_line(main)

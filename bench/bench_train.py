@@ -4,11 +4,11 @@ where the step time goes, from a torch.profiler record of the stages the library
 cov_builder, loss, backward, optimizer) and of the eigendecompositions.
 Usage: python bench/bench_train.py [--presets tiny seed] [--steps 8] [--batch 64]"""
 
-import argparse, itertools, tempfile, time
+import itertools, tempfile, time
 from pathlib import Path
 import torch
 from torch.profiler import profile, ProfilerActivity
-from common import emit
+from common import emit, command_line
 from ris_music import load_preset, generate_dataset, Trainer
 
 STAGES = ('data', 'forward', 'candidates', 'cov_builder', 'loss', 'backward', 'optimizer')
@@ -90,17 +90,15 @@ def run(preset, n_steps, batch, tmp):
     ]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--presets', nargs='+', default=['tiny', 'seed'])
-    ap.add_argument('--steps', type=int, default=8)
-    ap.add_argument('--batch', type=int, default=64)
-    ap.add_argument('--out', default='bench/out/train.json')
-    a = ap.parse_args()
+def main(presets=('tiny', 'seed'),        # presets to run
+         steps:int=8,                      # training steps timed per epoch
+         batch:int=64,                     # batch size
+         out:str='bench/out/train.json'):  # where the JSON goes
+    "Training samples/s (first and later epochs), the coded-ML cache rate and the step's profile per preset."
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [r for p in a.presets for r in run(p, a.steps, a.batch, tmp)]
-    emit(dict(bench='train', runs=runs), a.out)
+        runs = [r for p in presets for r in run(p, steps, batch, tmp)]
+    emit(dict(bench='train', runs=runs), out)
 
 
 if __name__ == '__main__':
-    main()
+    command_line(main)

@@ -1,8 +1,9 @@
 """What every benchmark shares: the environment record and the JSON output (stdout and a file under bench/out/)."""
 
-import json, os, platform, resource
+import argparse, json, os, platform, resource
 from pathlib import Path
 import torch
+from ris_music.train import cli_options
 
 
 def environment(device='cpu'):
@@ -30,3 +31,9 @@ def emit(res, out, device='cpu'):
     Path(out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res))
     return res
+
+
+def command_line(main):
+    "Call `main` with its parameters read from the command line (`--name value`; defaults and help from its docments)."
+    ap = cli_options(argparse.ArgumentParser(description=main.__doc__), main)
+    return main(**vars(ap.parse_args()))

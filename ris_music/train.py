@@ -462,7 +462,7 @@ def cli_options(ap:argparse.ArgumentParser,  # the parser the options are added 
                )->argparse.ArgumentParser:   # `ap`
     """Add `func`'s parameters to `ap` as options with dashes (`data_dir` -> `--data-dir`): type, default and help from
     the signature and its docments (fastcore's `Param`, as `anno_parser`), required without a default, `--no-x`
-    for a flag `x` that is on by default."""
+    for a flag `x` that is on by default, one or more values for a list default."""
     for k, v in docments(func, full=True, returns=False, eval_str=True).items():
         if k in skip or k == 'self' or v.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
@@ -470,6 +470,8 @@ def cli_options(ap:argparse.ArgumentParser,  # the parser the options are added 
         p = Param(v.docment or '', _union_type(anno) or anno)
         p.set_default(defaults.get(k, v.default))
         flag, kw = k.replace('_', '-'), dict(p.kwargs, dest=k, required=not p.opt)
+        if isinstance(p.default, (list, tuple)) and p.default:       # a list default: one or more values of its type
+            kw.update(nargs='+', type=type(p.default[0]), default=list(p.default))
         if p.negated: flag, kw['help'] = f'no-{flag}', f'turn {k} off; {k}: {v.docment}'
         ap.add_argument(f'--{flag}', **kw)
     return ap
