@@ -10,22 +10,26 @@ __all__ = []
 import importlib
 from .core import Config, PRESETS, load_preset, steering, positions, make_codebook, dft_codebook
 from .core import quantize_phase, budget, report, atomic_write, atomic_write_text, source_mask, search_box
-from .core import to_box, from_box, read_json
+from .core import to_box, from_box, read_json, CONFIG_FIELDS, CONFIG_RULES, SearchGrid, to_points, from_points
+from .core import clamp_box, damped_newton, cat_batches, real_dtype, NonFiniteError
 from .data import simulate, true_cov, backproject, r_samp, generate_dataset, ShardDataset, verify_dataset
 from .data import read_manifest, read_config, manifest_hash, DataError, loader, to_device, n_samples
-from .data import check_data
+from .data import check_data, complete_batch
 from .data import write_derived, read_derived
 from .covariance import build_effective_cov, cov_kwargs, mdl, aic, count_sources, signal_subspace
 from .covariance import subspace_error
 from .metrics import metrics, match, pair_cost, score, crb, fisher, crb_table, scene_snr, by_snr, confusion
 from .music import music_localize, music_spectrum, music_grid, newton_refine, pick_peaks
-from .coded_ml import coded_ml_localize, cml_cov, cml_refine, cache_coded_ml, order_select
+from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, cml_cov, cml_refine, cache_coded_ml
+from .coded_ml import order_select, range_posterior
 from .model import RisNet, infer, decide_k, load_model, with_coded_ml
 from .loss import loss_terms, signal_projector
 from .train import Trainer, load_params
 
+# these modules load optuna or plotly: their names are imported on first use
 _LAZY = {'run_hpo': 'hpo', 'SPACES': 'hpo', 'sweep': 'evaluate', 'run_methods': 'evaluate', 'summarize': 'evaluate',
-         'report_html': 'evaluate', 'METHOD_STYLE': 'evaluate'}  # these modules load optuna or plotly: imported on first use
+         'report_html': 'evaluate', 'METHOD_STYLE': 'evaluate', 'METHODS': 'evaluate', 'register': 'evaluate',
+         'Method': 'evaluate'}
 
 def __getattr__(name):
     "The HPO and evaluation names, imported on first use (so `import ris_music` loads neither optuna nor plotly)."

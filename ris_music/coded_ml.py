@@ -4,53 +4,49 @@
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00003
 from __future__ import annotations
-import os, sys, json, math, time, functools
+import os, sys, json, math, time, functools, contextlib
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, positions, direction, search_box, source_mask
+from .core import SearchGrid, clamp_box, to_points, from_points, damped_newton, cat_batches
 from .data import ShardDataset, read_manifest, read_config, write_derived, has_derived, derived_dir
 
 # %% auto #0
-__all__ = ['CML_OSR', 'CML_FIELDS', 'CML_VERSION', 'cml_grid', 'n_cells_default', 'steering_derivs', 'snapshot_manifold',
-           'grid_manifold', 'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle', 'glrt_threshold', 'order_select',
-           'stop_threshold', 'sml_refine', 'coded_ml_localize', 'cml_cov', 'cml_refine', 'profile_cost',
-           'range_posterior', 'cache_coded_ml', 'coded_ml_cli']
+__all__ = ['CODED_ML_OSR', 'CML_OSR', 'cml_cov', 'cml_refine', 'CODED_ML_FIELDS', 'CODED_ML_VERSION', 'CML_FIELDS', 'CML_VERSION',
+           'coded_ml_grid', 'cml_grid', 'n_cells_default', 'steering_derivs', 'snapshot_manifold', 'grid_manifold',
+           'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle', 'glrt_threshold', 'stop_threshold', 'order_select',
+           'sml_refine', 'coded_ml_localize', 'coded_ml_cov', 'coded_ml_refine', 'profile_cost', 'range_posterior',
+           'cache_coded_ml', 'coded_ml_cli']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
-@functools.lru_cache(maxsize=8)
-def _grid_cpu(cfg, osr_ang, osr_rng):
-    "Cached CPU grid (G, 3) in (phi, theta, 1/r) and its axis sizes."
+CODED_ML_OSR = (0.75, 0.5)  # default detection-grid oversampling in angle and 1/r
+CML_OSR = CODED_ML_OSR      # deprecated alias
+
+# %% ../nbs/02c_coded_ml.ipynb #6f121e67
+def coded_ml_grid(cfg, osr_ang=1.0, osr_rng=1.0):
+    "The detection grid (a `SearchGrid`): steps of half a 3 dB beamwidth in angle and a pi/2 edge phase in 1/r, / osr."
     (p0, t0, r0), (p1, t1, r1) = cfg.bounds
     step_ang = 0.886 / (cfg.Nh * cfg.spacing * 2) / osr_ang            # half a 3 dB beamwidth per osr
     step_ang_v = 0.886 / (cfg.Nv * cfg.spacing * 2) / osr_ang
-    rad2 = (cfg.aperture / 2) ** 2
-    step_rho = math.pi / (cfg.k * rad2) / osr_rng                     # pi/2 edge phase per osr
-    n_p = max(2, math.ceil((p1 - p0) / step_ang) + 1)
-    n_t = max(2, math.ceil((t1 - t0) / step_ang_v) + 1)
-    n_r = max(2, math.ceil((1 / r0 - 1 / r1) / step_rho) + 1)
-    phi = torch.linspace(p0, p1, n_p, dtype=torch.float64)
-    theta = torch.linspace(t0, t1, n_t, dtype=torch.float64)
-    rho = torch.linspace(1 / r1, 1 / r0, n_r, dtype=torch.float64)
-    P, T, Q = torch.meshgrid(phi, theta, rho, indexing='ij')
-    return torch.stack([P.flatten(), T.flatten(), Q.flatten()], -1), (n_p, n_t, n_r)
+    step_rho = math.pi / (cfg.k * (cfg.aperture / 2) ** 2) / osr_rng   # pi/2 edge phase per osr
+    n = lambda span, step: max(2, math.ceil(span / step) + 1)
+    return SearchGrid(cfg, (n(p1 - p0, step_ang), n(t1 - t0, step_ang_v), n(1 / r0 - 1 / r1, step_rho)))
 
-
-CML_OSR = (0.75, 0.5)  # default detection-grid oversampling in angle and 1/r
-
-
+# %% ../nbs/02c_coded_ml.ipynb #03878468
 def cml_grid(cfg, osr_ang=1.0, osr_rng=1.0, device=None):
-    "Detection grid (G, 3) of (phi, theta, 1/r) points, spaced about half a beamwidth / half a depth of focus."
-    g, shape = _grid_cpu(cfg, float(osr_ang), float(osr_rng))
-    return g.to(device), shape
+    "Deprecated (use `coded_ml_grid`): the detection grid's points (G, 3) on `device` and its shape."
+    grid = coded_ml_grid(cfg, osr_ang, osr_rng)
+    return grid.points.to(device), grid.shape
 
+# %% ../nbs/02c_coded_ml.ipynb #ea7b093f
 def n_cells_default(cfg):
     "Number of cells of the default detection grid (the GLRT's independent tries)."
-    return cml_grid(cfg, *CML_OSR)[0].shape[0]
+    return len(coded_ml_grid(cfg, *CODED_ML_OSR))
 
-
+# %% ../nbs/02c_coded_ml.ipynb #8c7f83f0
 def steering_derivs(cfg, p):
     "Steering vectors and their (phi, theta, 1/r) derivatives (..., 4, N) complex128 at p (..., 3)."
     pos = positions(cfg, torch.float64, p.device)                                      # (N, 3)
@@ -69,8 +65,13 @@ def steering_derivs(cfg, p):
     da = (-1j * cfg.k) * a[..., None, :] * torch.stack([d_phi, d_theta, d_rho], -2)
     return torch.cat([a[..., None, :], da], -2)
 
-
-def snapshot_manifold(cfg, p, H, codes, deriv=False):
+# %% ../nbs/02c_coded_ml.ipynb #36036547
+def snapshot_manifold(cfg:Config,  # the configuration
+                      p,           # positions (B, K, 3) in (phi, theta, 1/r), float64
+                      H,           # BS-RIS channels (B, M, N), complex128
+                      codes,       # RIS codes of the snapshots (B, L, N), complex128
+                      deriv=False, # also return the derivatives dZ
+                     ):
     "Z (B, L, M, K) = H diag(c_l) a(p_k) per snapshot (and dZ (B, L, M, K, 3) with deriv) in complex128."
     B, K = p.shape[:2]
     if deriv:
@@ -86,7 +87,7 @@ def snapshot_manifold(cfg, p, H, codes, deriv=False):
         return Z[..., 0], Z[..., 1:]
     return Z[..., 0]
 
-
+# %% ../nbs/02c_coded_ml.ipynb #744875a9
 def grid_manifold(cfg, grid, H, codes):
     "conj(z_l(g)) on the grid as (B, L, M, G) complex64, and ||z_l(g)||^2 as (B, L, G)."
     A = steering(cfg, grid[:, 0], grid[:, 1], 1 / grid[:, 2], dtype=torch.complex64)   # (G, N)
@@ -104,8 +105,14 @@ def _chol_inv(Gm):
     Lc = torch.linalg.cholesky(Gm + load[..., None, None] * eye)
     return torch.cholesky_inverse(Lc)
 
-
-def vp_fit(cfg, p, y, H, codes, deriv=True):
+# %% ../nbs/02c_coded_ml.ipynb #5028d705
+def vp_fit(cfg:Config,  # the configuration
+           p,           # positions (B, K, 3) in (phi, theta, 1/r), float64
+           y,           # snapshots (B, L, M), complex128
+           H,           # BS-RIS channels (B, M, N), complex128
+           codes,       # RIS codes (B, L, N), complex128
+           deriv=True,  # also the Jacobian (else None)
+          ):
     "Projected residual r (B, L, M), cost J (B,), amplitudes s (B, L, K) and the exact Jacobian (B, L*M, 3K)."
     if deriv:
         Z, dZ = snapshot_manifold(cfg, p, H, codes, True)
@@ -126,7 +133,7 @@ def vp_fit(cfg, p, y, H, codes, deriv=True):
     Jac = -(PD + T2.reshape(B, L, M, 3 * K))
     return r, J, s, Jac.reshape(B, L * M, 3 * K)
 
-
+# %% ../nbs/02c_coded_ml.ipynb #9dc634e9
 def _lm_step(Jac, r, mu, x, lo, hi):
     "Projected Levenberg-Marquardt step (B, P) at x (B, P): variables at a bound that push outwards are frozen."
     B, _, P = Jac.shape
@@ -146,8 +153,16 @@ def _lm_step(Jac, r, mu, x, lo, hi):
         step = -torch.linalg.solve(Af, g * free) * free
     return step
 
-
-def vp_refine(cfg, p, y, H, codes, iters=10, mu0=1e-2, tol=1e-10):
+# %% ../nbs/02c_coded_ml.ipynb #59d36536
+def vp_refine(cfg:Config,  # the configuration (the search box)
+              p,           # starting positions (B, K, 3) in (phi, theta, 1/r), float64
+              y,           # snapshots (B, L, M), complex128
+              H,           # BS-RIS channels (B, M, N), complex128
+              codes,       # RIS codes (B, L, N), complex128
+              iters=10,    # LM iterations
+              mu0=1e-2,    # initial damping
+              tol=1e-10,   # a scene stops once an accepted step gains less than tol * J
+             ):
     "Levenberg-Marquardt on the variable-projection CML cost from p (B, K, 3) within the bounds; returns p, J, s."
     B, K, _ = p.shape
     lo, hi = search_box(cfg, device=p.device)
@@ -158,7 +173,7 @@ def vp_refine(cfg, p, y, H, codes, iters=10, mu0=1e-2, tol=1e-10):
     ia = torch.arange(B, device=p.device)                                              # scenes not yet converged
     for _ in range(iters):
         step = _lm_step(Jac, r, mu, p.reshape(-1, 3 * K), lo_f, hi_f)
-        pc = torch.minimum(torch.maximum(p + step.view(-1, K, 3), lo), hi)
+        pc = clamp_box(p + step.view(-1, K, 3), lo, hi)
         rc, Jc, sc, Jacc = vp_fit(cfg, pc, y, H, codes)
         ok = Jc < J
         gain = J - Jc
@@ -179,8 +194,24 @@ def vp_refine(cfg, p, y, H, codes, iters=10, mu0=1e-2, tol=1e-10):
     p_out[ia], J_out[ia], s_out[ia] = p, J, s
     return p_out, J_out, s_out
 
+# %% ../nbs/02c_coded_ml.ipynb #5ac77682
+def _projector_parts(cfg, p, y, H, codes):
+    "Z, amplitudes s and (Z^H Z)^-1 at p, for the matched filter."
+    Z = snapshot_manifold(cfg, p, H, codes)
+    Gi = _chol_inv(Z.mH @ Z)
+    s = (Gi @ (Z.mH @ y[..., None]))[..., 0]
+    return Z, s, Gi
+
 # %% ../nbs/02c_coded_ml.ipynb #cml00015
-def matched_filter(Zc, nrm, y, Z, s, Gi, loo=False, eps=1e-2):
+def matched_filter(Zc,         # the grid manifold z_l(g)* (B, L, M, G) of `grid_manifold`
+                   nrm,        # its norms ||z_l(g)||^2 (B, L, G)
+                   y,          # snapshots (B, L, M)
+                   Z,          # the fitted sources' manifold (B, L, M, K) (K may be 0)
+                   s,          # their amplitudes (B, L, K)
+                   Gi,         # (Z^H Z)^-1 (B, L, K, K)
+                   loo=False,  # also the leave-one-out statistics of each fitted source
+                   eps=1e-2,   # floor of z^H P_perp z, relative to ||z||^2
+                  ):
     "Per-snapshot normalised matched filter on the grid: new-source statistic (B, G) and leave-one-out ones (B, K, G)."
     V = torch.cat([y[..., None], Z], -1).to(Zc.dtype)                                  # (B, L, M, 1+K)
     W = V.mT @ Zc                                                                      # (B, L, 1+K, G): [z^H y, z^H Z]
@@ -207,52 +238,55 @@ def matched_filter(Zc, nrm, y, Z, s, Gi, loo=False, eps=1e-2):
         out.append(((numj.real ** 2 + numj.imag ** 2) / denj).sum(1))
     return new, torch.stack(out, 1)
 
+# %% ../nbs/02c_coded_ml.ipynb #2fd9a69c
+def _grid_dist(grid, a, b):
+    "Distance between points (..., 3) in units of the grid's steps (max over the three axes)."
+    return ((a - b).abs() / grid.step.to(a.device, a.dtype)).amax(-1)
 
-def _projector_parts(cfg, p, y, H, codes):
-    "Z, amplitudes s and (Z^H Z)^-1 at p, for the matched filter."
-    Z = snapshot_manifold(cfg, p, H, codes)
-    Gi = _chol_inv(Z.mH @ Z)
-    s = (Gi @ (Z.mH @ y[..., None]))[..., 0]
-    return Z, s, Gi
-
-
-def _grid_dist(cfg, grid_shape, a, b):
-    "Distance between points (..., 3) in units of grid steps (max over the three axes)."
-    (p0, t0, r0), (p1, t1, r1) = cfg.bounds
-    n_p, n_t, n_r = grid_shape
-    st = torch.tensor([(p1 - p0) / (n_p - 1), (t1 - t0) / (n_t - 1), (1 / r0 - 1 / r1) / (n_r - 1)],
-                      dtype=a.dtype, device=a.device)
-    return ((a - b).abs() / st).amax(-1)
-
-
-def relax_cycle(cfg, p, J, s, y, H, codes, Zc, nrm, grid, grid_shape, iters=6, min_move=1.0, active=None):
-    "One RELAX cycle: per scene, move the source whose re-detection (others fixed) gains most; keep it if J drops."
-    B, K, _ = p.shape
-    act = torch.ones(B, dtype=torch.bool, device=p.device) if active is None else active
-    ia = act.nonzero()[:, 0]
-    if ia.numel() == 0:
-        return p, J, s, act
-    full = ia.numel() == B
-    sub = (lambda x: x) if full else (lambda x: x[ia])
-    pa, ya, Ha, ca = sub(p), sub(y), sub(H), sub(codes)
-    Z, s_, Gi = _projector_parts(cfg, pa, ya, Ha, ca)
-    _, loo = matched_filter(sub(Zc), sub(nrm), ya, Z, s_, Gi, loo=True)                 # (b, K, G)
+# %% ../nbs/02c_coded_ml.ipynb #6b943194
+def _relax_moves(cfg, p, y, H, codes, Zc, nrm, grid, min_move):
+    "Per scene: p (b, K, 3) with the source whose re-detection gains most moved there, and whether to try the move."
+    Z, s_, Gi = _projector_parts(cfg, p, y, H, codes)
+    _, loo = matched_filter(Zc, nrm, y, Z, s_, Gi, loo=True)                           # (b, K, G)
     best, gi = loo.max(-1)                                                             # (b, K)
     cur = ((s_.real ** 2 + s_.imag ** 2) / torch.diagonal(Gi, dim1=-2, dim2=-1).real).sum(1)  # current T_j(p_j)
-    cand = grid[gi]                                                                    # (b, K, 3)
-    far = _grid_dist(cfg, grid_shape, cand, pa) > min_move
+    cand = grid.point(gi).to(p.device)                                                 # (b, K, 3)
+    far = _grid_dist(grid, cand, p) > min_move
     gain = torch.where(far, best.double() - cur, torch.full_like(cur, -math.inf))
     gbest, j = gain.max(-1)
     # grid values undervalue off-grid optima, so a move is tried unless it loses more than half of the current value
     try_ = torch.isfinite(gbest) & (gbest > -0.5 * cur.gather(1, j[:, None])[:, 0])
+    onehot = F.one_hot(j, p.shape[1]).bool()[..., None]
+    return torch.where(onehot, cand, p), try_
+
+# %% ../nbs/02c_coded_ml.ipynb #0750a2ef
+def relax_cycle(cfg:Config,          # the configuration
+                p,                   # positions (B, K, 3) in (phi, theta, 1/r), float64
+                J,                   # their cost (B,)
+                s,                   # their amplitudes (B, L, K)
+                y,                   # snapshots (B, L, M), complex128
+                H,                   # channels (B, M, N), complex128
+                codes,               # codes (B, L, N), complex128
+                Zc,                  # the grid manifold z_l(g)* (B, L, M, G) of `grid_manifold`
+                nrm,                 # its norms ||z_l(g)||^2 (B, L, G)
+                grid:SearchGrid,     # the detection grid Zc was built on
+                iters:int=6,         # LM iterations after a move
+                min_move:float=1.0,  # least move, in grid steps
+                active=None,         # (B,) scenes to try (default all): those that moved in the previous cycle
+               ):                    # p, J, s and which scenes moved (B,)
+    "One RELAX cycle: per scene, move the source whose re-detection (others fixed) gains most; keep it if J drops."
+    act = torch.ones(p.shape[0], dtype=torch.bool, device=p.device) if active is None else active
+    ia = act.nonzero()[:, 0]
+    if ia.numel() == 0:
+        return p, J, s, act
+    sub = (lambda x: x) if ia.numel() == p.shape[0] else (lambda x: x[ia])
+    pn, try_ = _relax_moves(cfg, sub(p), sub(y), sub(H), sub(codes), sub(Zc), sub(nrm), grid, min_move)
     moved = torch.zeros_like(act)
     if not bool(try_.any()):
         return p, J, s, moved
-    onehot = torch.nn.functional.one_hot(j, K).bool()[..., None]
     it = try_.nonzero()[:, 0]
-    pn = torch.where(onehot, cand, pa)[it]
     ib = ia[it]
-    pn, Jn, sn = vp_refine(cfg, pn, y[ib], H[ib], codes[ib], iters)
+    pn, Jn, sn = vp_refine(cfg, pn[it], y[ib], H[ib], codes[ib], iters)
     ok = Jn < J[ib] - 1e-9 * J[ib]
     ib = ib[ok]
     p, J, s = p.clone(), J.clone(), s.clone()
@@ -275,8 +309,24 @@ def glrt_threshold(L, n_cells, pfa):
             hi = mid
     return 0.5 * (lo + hi)
 
+# %% ../nbs/02c_coded_ml.ipynb #7e9a0ad2
+def stop_threshold(cfg, criterion, pfa, n_cells):
+    "Threshold on the gain dJ_k / sigma^2 of the k-th source below which the order search stops."
+    if criterion == 'glrt':
+        return glrt_threshold(cfg.L, n_cells, pfa)
+    nobs = 2 * cfg.L * cfg.M if criterion == 'bic' else cfg.L * cfg.M
+    return 0.5 * (3 + 2 * cfg.L) * math.log(nobs)
 
-def order_select(cfg, J, noise_var, criterion='bic', pfa=1e-3, n_cells=None, K_min=None, K_max=None):
+# %% ../nbs/02c_coded_ml.ipynb #cc54162c
+def order_select(cfg:Config,        # the configuration (L, M, K_min)
+                 J,                 # residual energies (B, Kmax + 1) of the fits of order 0..Kmax (NaN: not fitted)
+                 noise_var,         # noise variance sigma^2, float or (B,)
+                 criterion='bic',   # 'bic', 'mdl' or 'glrt'
+                 pfa=1e-3,          # the GLRT's false-alarm rate per scene
+                 n_cells=None,      # the GLRT's independent tries (default `n_cells_default`)
+                 K_min=None,        # smallest order (default cfg.K_min)
+                 K_max=None,        # largest order (default Kmax)
+                ):                  # the model order (B,)
     "Model order (B,) from the residual energies J (B, Kmax+1): 'bic' / 'mdl' (penalised) or 'glrt' (sequential)."
     B, n = J.shape
     K_min = cfg.K_min if K_min is None else K_min
@@ -300,13 +350,6 @@ def order_select(cfg, J, noise_var, criterion='bic', pfa=1e-3, n_cells=None, K_m
         return first.clamp(K_min, K_max).long()
     raise ValueError(f"order_select: unknown criterion {criterion!r} (use 'bic', 'mdl' or 'glrt')")
 
-def stop_threshold(cfg, criterion, pfa, n_cells):
-    "Threshold on the gain dJ_k / sigma^2 of the k-th source below which the order search stops."
-    if criterion == 'glrt':
-        return glrt_threshold(cfg.L, n_cells, pfa)
-    nobs = 2 * cfg.L * cfg.M if criterion == 'bic' else cfg.L * cfg.M
-    return 0.5 * (3 + 2 * cfg.L) * math.log(nobs)
-
 # %% ../nbs/02c_coded_ml.ipynb #cml00022
 def _sml_nll(cfg, p, logpow, y, H, codes, noise_var):
     "Stochastic-ML negative log-likelihood (B,) with R_l = Z_l diag(pow) Z_l^H + sigma^2 I."
@@ -319,42 +362,26 @@ def _sml_nll(cfg, p, logpow, y, H, codes, noise_var):
     w = torch.linalg.solve_triangular(Lc, y[..., None], upper=False)[..., 0]
     return (ld + (w.real ** 2 + w.imag ** 2).sum(-1)).sum(-1)
 
-
-def sml_refine(cfg, p, power, y, H, codes, noise_var, iters=8):
+# %% ../nbs/02c_coded_ml.ipynb #ae04369c
+def sml_refine(cfg:Config,  # the configuration (the search box)
+               p,           # starting positions (B, K, 3) in (phi, theta, 1/r), float64
+               power,       # starting source powers (B, K)
+               y,           # snapshots (B, L, M), complex128
+               H,           # BS-RIS channels (B, M, N), complex128
+               codes,       # RIS codes (B, L, N), complex128
+               noise_var,   # noise variance (B,)
+               iters=8,     # Newton iterations
+              ):
     "Damped Newton refinement of (phi, theta, 1/r, log power) on the stochastic-ML cost; returns p, power, nll."
     B, K, _ = p.shape
     lo, hi = search_box(cfg, device=p.device)
-    x = torch.cat([p, torch.log(power.clamp_min(1e-3))[..., None]], -1)              # (B, K, 4)
-    mu = torch.full((B,), 1e-2, dtype=torch.float64, device=p.device)
-    eye = torch.eye(4 * K, dtype=torch.float64, device=p.device)
-
-    def f(xx):
-        "SML cost of the stacked parameters."
-        return _sml_nll(cfg, xx[..., :3], xx[..., 3], y, H, codes, noise_var)
-
-    def clampx(xx):
-        "Clamp the positions to the bounds and the log powers to [-12, 12]."
-        return torch.cat([torch.minimum(torch.maximum(xx[..., :3], lo), hi), xx[..., 3:].clamp(-12, 12)], -1)
-    with torch.enable_grad():
-        fx = f(x)
-        for _ in range(iters):
-            xg = x.detach().requires_grad_(True)
-            g = torch.autograd.grad(f(xg).sum(), xg, create_graph=True)[0].reshape(B, -1)
-            Hs = torch.stack([torch.autograd.grad(g[:, i].sum(), xg, retain_graph=True)[0].reshape(B, -1)
-                              for i in range(4 * K)], 1).detach()
-            g = g.detach()
-            ev = torch.linalg.eigvalsh(0.5 * (Hs + Hs.mT))[:, 0]
-            dg = torch.diagonal(Hs, dim1=-2, dim2=-1).abs().amax(-1)
-            shift = (-ev).clamp_min(0) * 1.01 + mu * dg
-            step = -torch.linalg.solve(Hs + shift[:, None, None] * eye, g[..., None])[..., 0]
-            xc = clampx(x + step.view(B, K, 4))
-            with torch.no_grad():
-                fc = f(xc)
-            ok = fc < fx
-            x = torch.where(ok[:, None, None], xc, x).detach()
-            fx = torch.where(ok, fc, fx).detach()
-            mu = torch.where(ok, mu * 0.2, mu * 8).clamp(1e-9, 1e8)
-    return x[..., :3], torch.exp(x[..., 3]), fx
+    lo4 = torch.cat([lo, lo.new_tensor([-12.0])]).repeat(K)                           # log powers within [-12, 12]
+    hi4 = torch.cat([hi, hi.new_tensor([12.0])]).repeat(K)
+    x = torch.cat([p, torch.log(power.clamp_min(1e-3))[..., None]], -1).reshape(B, 4 * K)
+    nll = lambda xx: _sml_nll(cfg, xx.reshape(B, K, 4)[..., :3], xx.reshape(B, K, 4)[..., 3], y, H, codes, noise_var)
+    x, f = damped_newton(nll, x, lo4, hi4, iters, mu0=1e-2, down=0.2, up=8.0, mu_max=1e8)
+    x = x.reshape(B, K, 4)
+    return x[..., :3], torch.exp(x[..., 3]), f
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00024
 def _check(cfg, y, H, codes, K):
@@ -383,117 +410,156 @@ def _check(cfg, y, H, codes, K):
         K = Kt.clone()
     return (B, L, M, N), K
 
+# %% ../nbs/02c_coded_ml.ipynb #9c0135a5
+def _check_options(cost, criterion):
+    "Validate the cost and the model-order criterion."
+    if cost not in ('cml', 'sml'):
+        raise ValueError(f"coded_ml_localize: cost must be 'cml' or 'sml', got {cost!r}")
+    if criterion not in ('bic', 'mdl', 'glrt'):
+        raise ValueError(f"coded_ml_localize: criterion must be 'bic', 'mdl' or 'glrt', got {criterion!r}")
 
-
-def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
-    "The estimator on one chunk of scenes (float64 / complex128 except the grid statistics); opt as coded_ml_localize."
-    criterion, pfa, osr, iters = opt['criterion'], opt['pfa'], opt['osr'], opt['iters']
-    dev = y.device
-    B, L, M = y.shape
-    Km = cfg.K_max
-    Kmax_run = int(K.max()) if K is not None else Km
+# %% ../nbs/02c_coded_ml.ipynb #3bba44c0
+@contextlib.contextmanager
+def _timed(timers, name):
+    "Add the seconds the block takes to timers[name]."
     t0 = time.perf_counter()
-    grid, gshape = cml_grid(cfg, osr[0], osr[1], dev)
-    Zc, nrm = grid_manifold(cfg, grid, H, codes)
-    timers['grid_manifold'] += time.perf_counter() - t0
-    thr = stop_threshold(cfg, criterion, pfa, grid.shape[0])
-    Jall = torch.full((B, Km + 1), float('nan'), dtype=torch.float64, device=dev)
+    yield
+    timers[name] += time.perf_counter() - t0
+
+# %% ../nbs/02c_coded_ml.ipynb #248a94bf
+def _fit_next(cfg, p, S, grid, k, opt, timers):
+    "Order k: detect source k on the residual of the k - 1 at p, refine all k, RELAX and polish; returns p, J, s."
+    y, H, codes = S['y'], S['H'], S['codes']
+    with _timed(timers, 'detection'):
+        Z, s_, Gi = _projector_parts(cfg, p, y, H, codes)
+        stat, _ = matched_filter(S['Zc'], S['nrm'], y, Z, s_, Gi)
+        p = torch.cat([p, grid.point(stat.argmax(-1)).to(p.device)[:, None]], 1)
+    with _timed(timers, 'refinement'):
+        p, J, s = vp_refine(cfg, p, y, H, codes, opt['iters'])
+    with _timed(timers, 'relax'):
+        moved = None
+        for _ in range(opt['n_relax'] if k > 1 else 0):
+            p, J, s, moved = relax_cycle(cfg, p, J, s, y=y, H=H, codes=codes, Zc=S['Zc'], nrm=S['nrm'], grid=grid,
+                                         iters=opt['relax_iters'], min_move=opt['min_move'], active=moved)
+            if not bool(moved.any()):
+                break
+    with _timed(timers, 'refinement'):
+        if opt['polish_iters']:
+            p, J, s = vp_refine(cfg, p, y, H, codes, opt['polish_iters'])                # restart LM, fresh damping
+    return p, J, s
+
+# %% ../nbs/02c_coded_ml.ipynb #8f7948b5
+def _keep_growing(cfg, k, J, Jprev, S, thr, early_stop):
+    "Which scenes go on to order k + 1: a known K above k, else (early_stop) a gain of order k above the threshold."
+    if 'K' in S:
+        return S['K'] > k
+    if early_stop:
+        return ((Jprev - J) / S['nv'] > thr) | (k < cfg.K_min)
+    return torch.ones_like(J, dtype=torch.bool)
+
+# %% ../nbs/02c_coded_ml.ipynb #2adafedd
+def _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers):
+    "Fit orders 1..Kmax_run, one source at a time: J (B, K_max+1), positions and amplitudes per order, orders fitted."
+    B, L, _ = y.shape
+    dev = y.device
+    with _timed(timers, 'grid_manifold'):
+        Zc, nrm = grid_manifold(cfg, grid.points.to(dev), H, codes)
+    S = dict(y=y, H=H, codes=codes, Zc=Zc, nrm=nrm, nv=nv, **({} if K is None else dict(K=K)))  # per active scene
+    del Zc, nrm                                                                        # compaction frees the old copy
+    thr = stop_threshold(cfg, opt['criterion'], opt['pfa'], len(grid))
+    Jall = torch.full((B, cfg.K_max + 1), float('nan'), dtype=torch.float64, device=dev)
     Jall[:, 0] = (y.real ** 2 + y.imag ** 2).sum((-2, -1))
     Pall = [torch.zeros(B, k, 3, dtype=torch.float64, device=dev) for k in range(Kmax_run + 1)]
     Sall = [torch.zeros(B, L, k, dtype=torch.complex128, device=dev) for k in range(Kmax_run + 1)]
-    act = torch.arange(B, device=dev)                                                  # scenes still being fitted
     kfit = torch.zeros(B, dtype=torch.long, device=dev)                                # sources fitted per scene
-    p = Pall[0]
-    Jprev = Jall[:, 0]
-    ya, Ha, ca, Zca, nrma, nva = y, H, codes, Zc, nrm, nv
-    del Zc, nrm                                                                        # compaction frees the old copy
+    act, p, Jprev = torch.arange(B, device=dev), Pall[0], Jall[:, 0]                  # scenes still being fitted
     for k in range(1, Kmax_run + 1):
-        t0 = time.perf_counter()
-        Z, s_, Gi = _projector_parts(cfg, p, ya, Ha, ca)
-        stat, _ = matched_filter(Zca, nrma, ya, Z, s_, Gi)
-        p = torch.cat([p, grid[stat.argmax(-1)][:, None]], 1)
-        timers['detection'] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        p, J, s = vp_refine(cfg, p, ya, Ha, ca, iters)
-        timers['refinement'] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        moved = None
-        for _ in range(opt['n_relax'] if k > 1 else 0):
-            p, J, s, moved = relax_cycle(cfg, p, J, s, ya, Ha, ca, Zca, nrma, grid, gshape, opt['relax_iters'],
-                                         opt['min_move'], active=moved)
-            if not bool(moved.any()):
-                break
-        timers['relax'] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if opt['polish_iters']:
-            p, J, s = vp_refine(cfg, p, ya, Ha, ca, opt['polish_iters'])             # restart LM, fresh damping
-        timers['refinement'] += time.perf_counter() - t0
+        p, J, s = _fit_next(cfg, p, S, grid, k, opt, timers)
         J = torch.minimum(J, Jprev)
-        Jall[act, k] = J
-        Pall[k][act] = p
-        Sall[k][act] = s
-        kfit[act] = k
+        Jall[act, k], Pall[k][act], Sall[k][act], kfit[act] = J, p, s, k
         if k == Kmax_run:
             break
-        if K is not None:
-            keep = K[act] > k
-        elif opt['early_stop']:
-            keep = ((Jprev - J) / nva > thr) | (k < cfg.K_min)
-        else:
-            keep = torch.ones_like(J, dtype=torch.bool)
+        keep = _keep_growing(cfg, k, J, Jprev, S, thr, opt['early_stop'])
         Jprev = J
         if not bool(keep.all()):
             act, p, Jprev = act[keep], p[keep], Jprev[keep]
-            ya, Ha, ca, Zca, nrma, nva = ya[keep], Ha[keep], ca[keep], Zca[keep], nrma[keep], nva[keep]
+            S = {name: v[keep] for name, v in S.items()}
             if act.numel() == 0:
                 break
-    t0 = time.perf_counter()
-    Khat = order_select(cfg, Jall, nv, criterion, pfa, n_cells=grid.shape[0]) if K is None else K
-    timers['order'] += time.perf_counter() - t0
-    O = torch.zeros(B, Km, Km, 4, dtype=torch.float64, device=dev)            # every order's fit: (order - 1, source)
-    for k in range(1, Kmax_run + 1):
+    return Jall, Pall, Sall, kfit
+
+# %% ../nbs/02c_coded_ml.ipynb #4a8dbeb6
+def _stack_orders(Pall, Sall, kfit, Km):
+    "Every order's fit (B, Km, Km, 4): row k - 1 the first k sources' (phi, theta, 1/r, power), 0 where not fitted."
+    O = torch.zeros(len(kfit), Km, Km, 4, dtype=torch.float64, device=kfit.device)
+    for k in range(1, len(Pall)):
         fitted = (kfit >= k)[:, None, None]
         pts = torch.cat([Pall[k], (Sall[k].real ** 2 + Sall[k].imag ** 2).mean(1)[..., None]], -1)
         O[:, k - 1, :k] = torch.where(fitted, pts, O[:, k - 1, :k])
-    rows = torch.arange(B, device=dev)
-    P, power = O[rows, Khat - 1, :, :3].clone(), O[rows, Khat - 1, :, 3].clone()   # the chosen order's fit
-    Pf, full_power = O[rows, kfit - 1, :, :3], O[rows, kfit - 1, :, 3]             # the largest fit of each scene
+    return O
+
+# %% ../nbs/02c_coded_ml.ipynb #9ea3fc01
+def _sml_polish(cfg, P, power, Khat, y, H, codes, nv, iters):
+    "The chosen fits (P (B, Km, 3), power (B, Km)) refined on the stochastic-ML cost, the scenes of each order at once."
+    for k in range(1, P.shape[1] + 1):
+        idx = (Khat == k).nonzero()[:, 0]
+        if idx.numel():
+            P[idx, :k], power[idx, :k], _ = sml_refine(cfg, P[idx, :k], power[idx, :k], y[idx], H[idx], codes[idx],
+                                                       nv[idx], iters)
+    return P, power
+
+# %% ../nbs/02c_coded_ml.ipynb #bccb4342
+def _chunk_output(O, Khat, kfit, Jall, P, power):
+    "The estimate dict: the chosen order's fit, the largest fit of each scene (full_) and every order's fit (order_)."
+    rows, Km = torch.arange(len(Khat), device=O.device), O.shape[1]
     mask, full_mask = source_mask(Khat, Km), source_mask(kfit, Km)
+    out = dict(mask=mask, K=Khat.long(), J=Jall, full_mask=full_mask, **from_points(P, mask, power=power))
+    full = from_points(O[rows, kfit - 1], full_mask, power=O[rows, kfit - 1, :, 3])
+    every = from_points(O, torch.ones((), dtype=torch.bool, device=O.device), power=O[..., 3])
+    return dict(out, **{'full_' + k: v for k, v in full.items()}, **{'order_' + k: v for k, v in every.items()})
+
+# %% ../nbs/02c_coded_ml.ipynb #cfb8aeef
+def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
+    "The estimator on one chunk of scenes (float64 / complex128 except the grid statistics); opt as coded_ml_localize."
+    grid = coded_ml_grid(cfg, *opt['osr'])
+    Kmax_run = int(K.max()) if K is not None else cfg.K_max
+    Jall, Pall, Sall, kfit = _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers)
+    with _timed(timers, 'order'):
+        Khat = K if K is not None else order_select(cfg, Jall, nv, criterion=opt['criterion'], pfa=opt['pfa'],
+                                                    n_cells=len(grid))
+    O = _stack_orders(Pall, Sall, kfit, cfg.K_max)
+    rows = torch.arange(len(Khat), device=y.device)
+    P, power = O[rows, Khat - 1, :, :3].clone(), O[rows, Khat - 1, :, 3].clone()   # the chosen order's fit
     if opt['cost'] == 'sml':
-        t0 = time.perf_counter()
-        for k in range(1, Kmax_run + 1):
-            idx = (Khat == k).nonzero()[:, 0]
-            if idx.numel():
-                pk, powk, _ = sml_refine(cfg, P[idx, :k], power[idx, :k], y[idx], H[idx], codes[idx], nv[idx],
-                                         opt['sml_iters'])
-                P[idx, :k] = pk
-                power[idx, :k] = powk
-        timers['sml'] += time.perf_counter() - t0
-    zero = torch.zeros((), dtype=torch.float64, device=dev)
-    out = dict(mask=mask, K=Khat.long(), J=Jall, full_mask=full_mask)
-    for pre, m, pts, pw in (('', mask, P, power), ('full_', full_mask, Pf, full_power), ('order_', None, O, O[..., 3])):
-        keep = (lambda x: torch.where(m, x, zero).float()) if m is not None else (lambda x: x.float())
-        rho = pts[..., 2]
-        out.update({pre + 'phi': keep(pts[..., 0]), pre + 'theta': keep(pts[..., 1]),
-                    pre + 'r': keep(torch.where(rho > 0, 1 / rho.clamp_min(1e-9), zero)), pre + 'power': keep(pw)})
-    return out
+        with _timed(timers, 'sml'):
+            P, power = _sml_polish(cfg, P, power, Khat, y, H, codes, nv, opt['sml_iters'])
+    return _chunk_output(O, Khat, kfit, Jall, P, power)
 
-
+# %% ../nbs/02c_coded_ml.ipynb #f825d4d7
 @torch.no_grad()
-def coded_ml_localize(cfg, y, H, codes, noise_var=1.0, K=None, criterion=None, cost='cml', pfa=None,
-                      osr=CML_OSR, iters=10, n_relax=2, relax_iters=6, min_move=1.0, polish_iters=5,
-                      sml_iters=8, early_stop=True, mem_mb=64, chunk=None, timers=None):
-    """Localise sources from raw coded snapshots y (B, L, M) with known H (B, M, N) and codes (B, L, N).
+def coded_ml_localize(cfg:Config,        # the configuration
+                      y,                 # raw coded snapshots (B, L, M)
+                      H,                 # known BS-RIS channels (B, M, N)
+                      codes,             # the RIS codes of the snapshots (B, L, N)
+                      noise_var=1.0,     # known noise variance sigma^2 (float or (B,) tensor)
+                      K=None,            # known orders (int or (B,) in [K_min, K_max]), or None: chosen by `criterion`
+                      criterion=None,    # 'bic', 'mdl' or 'glrt' (default cfg.cml_criterion)
+                      cost='cml',        # 'cml' (variable projection) or 'sml' (stochastic-ML polish of the CML fit)
+                      pfa=None,          # the GLRT's false-alarm rate (default cfg.cml_pfa)
+                      osr=CODED_ML_OSR,  # grid oversampling in angle and 1/r (1: half a beamwidth, a pi/2 edge phase)
+                      iters=10,          # LM iterations after each detection
+                      n_relax=2,         # RELAX cycles per order
+                      relax_iters=6,     # LM iterations per RELAX move
+                      min_move=1.0,      # a RELAX move goes at least this many grid steps
+                      polish_iters=5,    # LM iterations of the final restart per order
+                      sml_iters=8,       # Newton iterations of the SML polish
+                      early_stop=True,   # with K=None stop once a gain is below the threshold (J is NaN beyond)
+                      mem_mb=64,         # memory budget of the grid manifold per chunk of scenes
+                      chunk=None,        # scenes per chunk (default: from mem_mb)
+                      timers=None,       # dict that collects the seconds per stage
+                     )->dict:            # the estimate dict (below)
+    """Localise sources from raw coded snapshots with known channels and codes.
 
-    noise_var: known noise variance sigma^2 (float or (B,) tensor).
-    K: None (model order chosen by `criterion`: 'bic', 'mdl', or 'glrt' at false-alarm rate `pfa`; by default
-    cfg.cml_criterion and cfg.cml_pfa), an int or a (B,) tensor of known orders in [K_min, K_max].
-    cost: 'cml' (conditional ML by variable projection) or 'sml' (stochastic-ML refinement of the CML solution).
-    osr: grid oversampling in angle and in 1/r (1 = half a 3 dB beamwidth / a pi/2 edge phase per step).
-    iters / relax_iters / polish_iters: LM iterations after each detection / per RELAX move / final restart per order.
-    n_relax: RELAX cycles per order, min_move: a RELAX move must go at least this many grid steps.
-    early_stop: with K=None stop adding sources once a gain falls below the criterion's threshold (J is NaN beyond).
-    mem_mb: memory budget of the grid manifold per chunk of scenes (or give `chunk`), timers: dict of stage seconds.
     Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,), J (B, K_max+1) residual energies, the
     same fields prefixed full_ for the largest fit of each scene (all K_max sources with early_stop=False), and
     order_phi, order_theta, order_r, order_power (B, K_max, K_max): the fit of every order k (row k-1, first k sources).
@@ -503,46 +569,48 @@ def coded_ml_localize(cfg, y, H, codes, noise_var=1.0, K=None, criterion=None, c
     (B, L, M, N), K = _check(cfg, y, H, codes, K)
     criterion = cfg.cml_criterion if criterion is None else criterion
     pfa = cfg.cml_pfa if pfa is None else pfa
-    if cost not in ('cml', 'sml'):
-        raise ValueError(f"coded_ml_localize: cost must be 'cml' or 'sml', got {cost!r}")
-    if criterion not in ('bic', 'mdl', 'glrt'):
-        raise ValueError(f"coded_ml_localize: criterion must be 'bic', 'mdl' or 'glrt', got {criterion!r}")
+    _check_options(cost, criterion)
     dev = y.device
     y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
     nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).reshape(-1).expand(B).contiguous()
-    grid, _ = cml_grid(cfg, osr[0], osr[1], dev)
     if chunk is None:
-        per_scene = L * grid.shape[0] * (8 * M + 64)                                  # grid manifold + statistics
+        per_scene = L * len(coded_ml_grid(cfg, *osr)) * (8 * M + 64)                 # grid manifold + statistics
         chunk = int(max(1, min(256, (mem_mb << 20) // per_scene)))
     timers = {} if timers is None else timers
     for name in ('grid_manifold', 'detection', 'refinement', 'relax', 'order', 'sml'):
         timers.setdefault(name, 0.0)
     opt = dict(criterion=criterion, cost=cost, pfa=pfa, osr=osr, iters=iters, n_relax=n_relax, relax_iters=relax_iters,
                min_move=min_move, polish_iters=polish_iters, sml_iters=sml_iters, early_stop=early_stop)
-    outs = []
-    for i in range(0, B, chunk):
-        sl = slice(i, i + chunk)
-        outs.append(_localize_chunk(cfg, y[sl], H[sl], codes[sl], nv[sl], None if K is None else K[sl], opt, timers))
-    return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+    parts = [_localize_chunk(cfg, y[i:i + chunk], H[i:i + chunk], codes[i:i + chunk], nv[i:i + chunk],
+                             None if K is None else K[i:i + chunk], opt, timers) for i in range(0, B, chunk)]
+    return cat_batches(parts)
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00032
-def cml_cov(cfg, est, dtype=torch.complex64):
+def coded_ml_cov(cfg, est, dtype=torch.complex64):
     "The structured covariance A diag(power) A^H (B, N, N) of an estimate dict (phi, theta, r, power, mask)."
     A = steering(cfg, est['phi'], est['theta'], est['r'].clamp_min(1e-3), dtype)          # (B, K_max, N)
     p = (est['power'] * est['mask']).to(A.real.dtype)
     return (A.mT * p[:, None, :]) @ A.conj()
 
+cml_cov = coded_ml_cov  # deprecated alias
+
 # %% ../nbs/02c_coded_ml.ipynb #cml00041
 @torch.no_grad()
-def cml_refine(cfg, y, H, codes, est, K, iters=10):
+def coded_ml_refine(cfg:Config,  # the configuration
+                    y,           # snapshots (B, L, M)
+                    H,           # BS-RIS channels (B, M, N)
+                    codes,       # RIS codes (B, L, N)
+                    est,         # starting estimate dict (phi, theta, r) (B, K_max)
+                    K,           # sources to polish per scene (B,)
+                    iters=10,    # LM iterations
+                   ):
     "Polish the first K[b] sources of an estimate dict (phi, theta, r) by VP-LM on the snapshots; adds the cost J (B,)."
     dev = y.device
     y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
     K = torch.as_tensor(K, device=dev).long()
     Km = est['phi'].shape[-1]
     lo, hi = search_box(cfg, device=dev)
-    p0 = torch.stack([est['phi'], est['theta'], 1 / est['r'].clamp_min(1e-3)], -1).double().to(dev)
-    p0 = torch.minimum(torch.maximum(p0, lo), hi)
+    p0 = clamp_box(to_points(est).to(dev), lo, hi)
     P = torch.zeros(len(K), Km, 3, dtype=torch.float64, device=dev)
     power = torch.zeros(len(K), Km, dtype=torch.float64, device=dev)
     J = torch.zeros(len(K), dtype=torch.float64, device=dev)
@@ -552,13 +620,19 @@ def cml_refine(cfg, y, H, codes, est, K, iters=10):
         P[idx, :k], J[idx], sk = vp_refine(cfg, p0[idx, :k], y[idx], H[idx], codes[idx], iters)
         power[idx, :k] = (sk.real ** 2 + sk.imag ** 2).mean(1)
     mask = source_mask(K, Km)
-    zero = torch.zeros((), dtype=torch.float64, device=dev)
-    keep = lambda x: torch.where(mask, x, zero).float()
-    out = dict(phi=keep(P[..., 0]), theta=keep(P[..., 1]), r=keep(1 / P[..., 2]), power=keep(power))
-    return dict(out, mask=mask, K=K, J=J)
+    return dict(from_points(P, mask, power=power), mask=mask, K=K, J=J)
+
+cml_refine = coded_ml_refine  # deprecated alias
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00046
-def profile_cost(cfg, p, j, pts, y, H, codes):
+def profile_cost(cfg:Config,  # the configuration
+                 p,           # positions (n, k, 3) in (phi, theta, 1/r)
+                 j,           # the source whose 1/r moves
+                 pts,         # values of its 1/r (n, G)
+                 y,           # snapshots (n, L, M), complex128
+                 H,           # BS-RIS channels (n, M, N), complex128
+                 codes,       # RIS codes (n, L, N), complex128
+                ):
     """CML cost J (n, G) with source j's 1/r set to each of pts (n, G) and the other sources at p (n, k, 3), amplitudes
     profiled: the energy left after projecting out the others, minus the matched-filter gain of the moved source."""
     n, G = pts.shape
@@ -574,8 +648,27 @@ def profile_cost(cfg, p, j, pts, y, H, codes):
     gain = matched_filter(Zc, nrm, y, Z, s, Gi, eps=1e-12)[0]       # the detection's statistic, exact (no floor)
     return (yr.real ** 2 + yr.imag ** 2).sum((-2, -1))[:, None] - gain
 
+# %% ../nbs/02c_coded_ml.ipynb #bce50d1e
+def _posterior_moments(J, pts, nv):
+    "Posterior mean and standard deviation (n,) of r from the costs J (n, G) at pts (n, G) in 1/r, noise nv (n,)."
+    d = torch.diff(pts, dim=-1)
+    cell = (F.pad(d, (1, 0)) + F.pad(d, (0, 1))) / 2                                  # trapezoid weights
+    logw = -(J - J.amin(-1, keepdim=True)) / nv[:, None] - 2 * torch.log(pts) + torch.log(cell)
+    w = torch.softmax(torch.where(cell > 0, logw, -math.inf), -1)
+    m1, m2 = (w / pts).sum(-1), (w / pts ** 2).sum(-1)
+    return m1, (m2 - m1 ** 2).clamp_min(0).sqrt()
+
+# %% ../nbs/02c_coded_ml.ipynb #484f20ae
 @torch.no_grad()
-def range_posterior(cfg, y, H, codes, noise_var, est, K, grid=64):
+def range_posterior(cfg:Config,  # the configuration
+                    y,           # snapshots (B, L, M)
+                    H,           # BS-RIS channels (B, M, N)
+                    codes,       # RIS codes (B, L, N)
+                    noise_var,   # noise variance sigma^2 (float or (B,))
+                    est,         # estimate dict (phi, theta, r) (B, K_max)
+                    K,           # sources per scene (B,)
+                    grid=64,     # points of the uniform 1/r grid
+                   ):
     """Posterior mean and standard deviation (B, K_max) of each source's range under the uniform-r prior, from the CML
     likelihood exp(-J/sigma^2) along 1/r, the other parameters at `est` (phi, theta, r), the amplitudes profiled."""
     dev = y.device
@@ -585,8 +678,7 @@ def range_posterior(cfg, y, H, codes, noise_var, est, K, grid=64):
     if K.shape != (B,): raise ValueError(f"range_posterior: K has shape {tuple(K.shape)}, expected ({B},)")
     nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).reshape(-1).expand(B).clamp_min(1e-30)
     lo, hi = search_box(cfg, device=dev)
-    p0 = torch.stack([est['phi'], est['theta'], 1 / est['r'].clamp_min(1e-3)], -1).double().to(dev)
-    p0 = torch.minimum(torch.maximum(p0, lo), hi)
+    p0 = clamp_box(to_points(est).to(dev), lo, hi)
     rho = torch.linspace(float(lo[2]), float(hi[2]), grid, dtype=torch.float64, device=dev)
     near = (rho[1] - rho[0]) * torch.tensor([-0.75, -0.5, -0.25, -0.125, 0.125, 0.25, 0.5, 0.75], device=dev)
     mean, std = est['r'].double().to(dev).clone(), torch.zeros(B, Km, dtype=torch.float64, device=dev)
@@ -597,35 +689,39 @@ def range_posterior(cfg, y, H, codes, noise_var, est, K, grid=64):
             pts = torch.cat([rho.expand(len(idx), grid), pj, (pj + near).clamp(float(lo[2]), float(hi[2]))], -1)
             pts = pts.sort(-1).values                                                  # (n, G) points in 1/r
             J = profile_cost(cfg, p0[idx, :k], j, pts, y[idx], H[idx], codes[idx])
-            d = torch.diff(pts, dim=-1)
-            cell = (F.pad(d, (1, 0)) + F.pad(d, (0, 1))) / 2                          # trapezoid weights
-            logw = -(J - J.amin(-1, keepdim=True)) / nv[idx, None] - 2 * torch.log(pts) + torch.log(cell)
-            w = torch.softmax(torch.where(cell > 0, logw, -math.inf), -1)
-            m1, m2 = (w / pts).sum(-1), (w / pts ** 2).sum(-1)
-            mean[idx, j], std[idx, j] = m1, (m2 - m1 ** 2).clamp_min(0).sqrt()
+            mean[idx, j], std[idx, j] = _posterior_moments(J, pts, nv[idx])
     mask = source_mask(K, Km)
     return dict(r=torch.where(mask, mean, 0.0).float(), r_std=torch.where(mask, std, 0.0).float())
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00037
-CML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',
-              'full_mask', 'order_phi', 'order_theta', 'order_r', 'order_power')
+CODED_ML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',
+                   'full_mask', 'order_phi', 'order_theta', 'order_r', 'order_power')
+CODED_ML_VERSION = 2  # bump when the estimator changes what it returns
+CML_FIELDS, CML_VERSION = CODED_ML_FIELDS, CODED_ML_VERSION  # deprecated aliases
 
-CML_VERSION = 2  # bump when the estimator changes what it returns
-
-def _cml_chunk(root, split, start, stop, cfg, settings):
+# %% ../nbs/02c_coded_ml.ipynb #b22f8dd5
+def _coded_ml_chunk(root, split, start, stop, cfg, settings):
     "Coded-ML estimates of samples [start, stop) of a split, as numpy arrays (runs in a worker process)."
     torch.set_num_threads(1)
     b = ShardDataset(root, split, with_rsamp=False).__getitems__(np.arange(start, stop))
     e = coded_ml_localize(cfg, b['y'], b['H'], b['codes'], b['noise_var'], early_stop=False, **settings)
-    return {k: e[k].numpy() for k in CML_FIELDS}
+    return {k: e[k].numpy() for k in CODED_ML_FIELDS}
 
-def cache_coded_ml(root, splits=('train', 'val', 'test'), cfg=None, workers=2, chunk=256, progress=True, **settings):
+# %% ../nbs/02c_coded_ml.ipynb #24e64f44
+def cache_coded_ml(root,                             # the dataset folder
+                   splits=('train', 'val', 'test'),  # the splits to cache
+                   cfg=None,                         # sets the model-order rule (default: the dataset's config)
+                   workers=2,                        # worker processes
+                   chunk=256,                        # samples per job
+                   progress=True,                    # print a line per split computed
+                   **settings,                       # further `coded_ml_localize` settings
+                  ):
     """Compute (or reuse) the coded-ML estimates of every sample of the splits as derived data 'coded_ml'.
 
     `cfg` (default: the dataset's) sets the model-order rule (cml_criterion, cml_pfa); a cache made with another rule,
-    other estimator settings or another CML_VERSION is recomputed."""
+    other estimator settings or another CODED_ML_VERSION is recomputed."""
     cfg = cfg or read_config(root)
-    record = dict(settings, criterion=cfg.cml_criterion, pfa=cfg.cml_pfa, version=CML_VERSION, early_stop=False)
+    record = dict(settings, criterion=cfg.cml_criterion, pfa=cfg.cml_pfa, version=CODED_ML_VERSION, early_stop=False)
     counts = read_manifest(root)['counts']
     done = {}
     for split in splits:
@@ -636,9 +732,9 @@ def cache_coded_ml(root, splits=('train', 'val', 'test'), cfg=None, workers=2, c
         if workers > 1 and len(jobs) > 1:
             import ris_music.coded_ml as lib                  # workers import the installed module
             with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn')) as ex:
-                parts = list(ex.map(lib._cml_chunk, *zip(*jobs)))
-        else: parts = [_cml_chunk(*j) for j in jobs]
-        arrays = {k: np.concatenate([p[k] for p in parts]) for k in CML_FIELDS}
+                parts = list(ex.map(lib._coded_ml_chunk, *zip(*jobs)))
+        else: parts = [_coded_ml_chunk(*j) for j in jobs]
+        arrays = {k: np.concatenate([p[k] for p in parts]) for k in CODED_ML_FIELDS}
         write_derived(root, 'coded_ml', split, arrays, record)
         done[split] = round(time.time() - t0, 2)
         if progress:

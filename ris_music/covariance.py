@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 import torch
-from .core import Config, load_preset, as_tensor, source_mask
+from .core import Config, load_preset, as_tensor, source_mask, NonFiniteError
 
 # %% auto #0
 __all__ = ['COV_CONSUMERS', 'hermitize', 'trace_norm', 'shrink_intensity', 'build_effective_cov', 'cov_kwargs', 'mdl', 'aic',
@@ -14,9 +14,10 @@ __all__ = ['COV_CONSUMERS', 'hermitize', 'trace_norm', 'shrink_intensity', 'buil
 
 # %% ../nbs/02_covariance.ipynb #586b69f7
 def hermitize(R):
+    "The Hermitian part (R + R^H)/2 of each matrix (..., N, N)."
     return 0.5 * (R + R.mT.conj())
 
-
+# %% ../nbs/02_covariance.ipynb #501cfc30
 def trace_norm(R, N=None):
     """Scale each matrix to trace N (default its size).
 
@@ -27,7 +28,7 @@ def trace_norm(R, N=None):
     fro = torch.linalg.matrix_norm(R.detach())  # tr >= ||R||_F for every PSD matrix
     return R * (N / torch.maximum(tr, fro).clamp_min(1e-12))[..., None, None]
 
-
+# %% ../nbs/02_covariance.ipynb #6709602a
 def shrink_intensity(R, kind, alpha=0.15, snr_db=None, n=None):
     "Shrinkage weight alpha (...,) for trace-normalised R: 'fixed', 'snr', 'lw' (RBLW) or 'oas' from n snapshots."
     shp, dt, dev = R.shape[:-2], R.real.dtype, R.device
@@ -51,27 +52,38 @@ def shrink_intensity(R, kind, alpha=0.15, snr_db=None, n=None):
         return rho.clamp(0, 1)
     raise ValueError(f"build_effective_cov: unknown shrink {kind!r} (use 'none', 'fixed', 'snr', 'lw', 'oas')")
 
-
-def build_effective_cov(
-    R_pred=None, R_samp=None, beta=0.5, shrink='none', alpha=0.15, snr_db=None, n=None, diag_load=0.0
-):
-    "The canonical R_eff (..., N, N), trace N: hermitize, normalise, blend with beta, shrink, load, normalise."
+# %% ../nbs/02_covariance.ipynb #f78e735f
+def _cov_inputs(R_pred, R_samp, beta):
+    "R_pred and R_samp as tensors (numpy callers come through here too), checked: (..., N, N), finite, same shape."
     if R_pred is None and R_samp is None:
         raise ValueError("build_effective_cov: give R_pred, R_samp or both")
-    R_pred, R_samp = (
-        None if M is None else as_tensor(M) for M in (R_pred, R_samp)
-    )  # numpy callers come through here too
+    R_pred, R_samp = (None if M is None else as_tensor(M) for M in (R_pred, R_samp))
     for name, M in (('R_pred', R_pred), ('R_samp', R_samp)):
         if M is None: continue
         if M.dim() < 2 or M.shape[-1] != M.shape[-2]:
             raise ValueError(f"build_effective_cov: {name} must be (..., N, N), got shape {tuple(M.shape)}")
         if not bool(torch.isfinite(M).all()):
-            raise FloatingPointError(f"build_effective_cov: {name} has {int((~torch.isfinite(M)).sum())} non-finite "
-                                     "entries")
+            raise NonFiniteError(f"build_effective_cov: {name} has {int((~torch.isfinite(M)).sum())} non-finite "
+                                 "entries")
     if R_pred is not None and R_samp is not None and R_pred.shape != R_samp.shape:
         raise ValueError(f"build_effective_cov: R_pred {tuple(R_pred.shape)} and R_samp {tuple(R_samp.shape)} differ")
     if not 0.0 <= float(beta) <= 1.0:
         raise ValueError(f"build_effective_cov: beta must lie in [0, 1], got {beta}")
+    return R_pred, R_samp
+
+# %% ../nbs/02_covariance.ipynb #2998006e
+def build_effective_cov(
+    R_pred=None,           # the network's covariance (..., N, N), or None
+    R_samp=None,           # a covariance from the data (R_samp, or the coded-ML fit's), same shape, or None
+    beta=0.5,              # weight of R_samp in the blend, 1 - beta that of R_pred (used when both are given)
+    shrink:str='none',     # shrinkage towards the scaled identity: 'none', 'fixed', 'snr', 'lw' or 'oas'
+    alpha:float=0.15,      # the 'fixed' shrinkage weight, and the low-SNR limit of the 'snr' one
+    snr_db=None,           # SNR (dB), a number or one per matrix (...,); needed by shrink='snr'
+    n:int|None=None,       # number of snapshots; needed by shrink='lw' and 'oas'
+    diag_load:float=0.0,   # diagonal loading, in units of tr(R)/N
+)->torch.Tensor:           # R_eff (..., N, N): Hermitian, trace N
+    "The canonical R_eff: hermitize, normalise, blend with beta, shrink, load, normalise."
+    R_pred, R_samp = _cov_inputs(R_pred, R_samp, beta)
     parts = (
         [(1 - beta, R_pred), (beta, R_samp)]
         if R_pred is not None and R_samp is not None
@@ -87,15 +99,20 @@ def build_effective_cov(
         R = R + diag_load * eye
     return trace_norm(R)
 
-
+# %% ../nbs/02_covariance.ipynb #994712b3
 COV_CONSUMERS = ('khead', 'music')
 
 
-def cov_kwargs(cfg, consumer, beta=None, snr_db=None):
+def cov_kwargs(
+    cfg:Config,     # the configuration: HYBRID_COV_BETA, shrink, shrink_alpha, L (snapshots) and diag_load
+    consumer:str,   # 'khead' or 'music'
+    beta=None,      # overrides cfg.HYBRID_COV_BETA
+    snr_db=None,    # the SNR estimate (dB) per scene, for the K-head's SNR-driven shrinkage
+)->dict:            # keyword arguments of `build_effective_cov`
     """The builder's keyword arguments for one consumer of R_eff: 'khead' or 'music'.
 
     The K-head gets the configured shrinkage (SNR-driven by default, so it needs `snr_db`); MUSIC gets none
-    (shrinkage moves eigenvalues, not eigenvectors). `beta` overrides `cfg.HYBRID_COV_BETA`."""
+    (shrinkage moves eigenvalues, not eigenvectors)."""
     if consumer not in COV_CONSUMERS:
         raise ValueError(f"cov_kwargs: unknown consumer {consumer!r}; use one of {COV_CONSUMERS}")
     return dict(
@@ -109,6 +126,7 @@ def cov_kwargs(cfg, consumer, beta=None, snr_db=None):
 
 # %% ../nbs/02_covariance.ipynb #779a5f7b
 def _info_crit(ev, n, kmin, kmax, penalty):
+    "The k in [kmin, kmax] that minimises the information criterion with `penalty(k, p, n)` on eigenvalues ev."
     ev = torch.sort(as_tensor(ev).real.double(), dim=-1, descending=True).values
     p = min(int(n), ev.shape[-1])
     ev = ev[..., :p].clamp_min(1e-12 * ev[..., :1].clamp_min(1e-30))
@@ -121,17 +139,17 @@ def _info_crit(ev, n, kmin, kmax, penalty):
         crit.append(ll + penalty(k, p, n))
     return ks[torch.stack(crit, -1).argmin(-1)]
 
-
+# %% ../nbs/02_covariance.ipynb #bd873af4
 def mdl(ev, n, kmin=0, kmax=None):
     "MDL source-number estimate from eigenvalues (..., N) of a covariance from n snapshots."
     return _info_crit(ev, n, kmin, kmax, lambda k, p, n: 0.5 * k * (2 * p - k) * math.log(n))
 
-
+# %% ../nbs/02_covariance.ipynb #4a39ecae
 def aic(ev, n, kmin=0, kmax=None):
     "AIC source-number estimate from eigenvalues (..., N) of a covariance from n snapshots."
     return _info_crit(ev, n, kmin, kmax, lambda k, p, n: 0.5 * 2 * k * (2 * p - k))
 
-
+# %% ../nbs/02_covariance.ipynb #f2df2ca7
 def count_sources(cfg, R, criterion='mdl'):
     "K-hat (B,) in [K_min, K_max] from the eigenvalues of R (B, N, N), by 'mdl' or 'aic' with n = cfg.L snapshots."
     if criterion not in ('mdl', 'aic'):
@@ -148,7 +166,7 @@ def signal_subspace(R, K, Kmax=None):
     keep = source_mask(K, Kmax).to(V.dtype)
     return V[..., :Kmax] * keep[..., None, :], w
 
-
+# %% ../nbs/02_covariance.ipynb #d2e58151
 def subspace_error(R_est, R_true, K):
     "Mean squared sine of the principal angles between the K-dim signal subspaces, per scene (0 = identical)."
     Km = int(K.max())

@@ -17,6 +17,8 @@ __all__ = ['signal_projector', 'cov_terms', 'aux_terms', 'k_term', 'loss_terms']
 
 # %% ../nbs/04_loss.ipynb #faf4d263
 class _Projector(torch.autograd.Function):
+    "The projector onto the principal eigenvectors flagged by `keep`, with the signal-noise-gap-only backward pass."
+
     @staticmethod
     def forward(ctx, R, keep, eps):
         w, V = torch.linalg.eigh(R)
@@ -38,7 +40,7 @@ class _Projector(torch.autograd.Function):
         Gt = V.mT.conj() @ G @ V
         return V @ (Phi.to(Gt.dtype) * Gt) @ V.mT.conj(), None, None
 
-
+# %% ../nbs/04_loss.ipynb #86f5e740
 def signal_projector(R, K, eps=1e-6):
     "Projector (B, N, N) onto the K[b] principal eigenvectors of Hermitian R[b], with a gradient that stays finite."
     keep = source_mask(K, R.shape[-1])
@@ -56,7 +58,7 @@ def cov_terms(cfg, R_eff, R_true, batch):
     spec = ((1 - q) * m).sum(-1) / m.sum(-1).clamp_min(1)
     return nmse, spec
 
-
+# %% ../nbs/04_loss.ipynb #3b8cde9a
 def aux_terms(cfg, out, batch):
     "Angle and range terms of the auxiliary slots, matched to the true sources (order-free)."
     sp, st = math.radians(cfg.succ_phi_deg), math.radians(cfg.succ_theta_deg)
@@ -68,7 +70,7 @@ def aux_terms(cfg, out, batch):
     ang = ((hub(err('phi', sp)) + hub(err('theta', st))) * m).sum(-1) / n
     return ang, (hub(err('r', cfg.succ_r)) * m).sum(-1) / n
 
-
+# %% ../nbs/04_loss.ipynb #bb2ad7fc
 def k_term(cfg, logits, K):
     "Cost-sensitive cross-entropy: under-counting costs K_under_w per missing source, over-counting K_over_w per extra."
     k = torch.arange(1, cfg.K_max + 1, device=logits.device)
@@ -77,8 +79,13 @@ def k_term(cfg, logits, K):
     p = logits.float().softmax(-1)
     return F.cross_entropy(logits.float(), K - 1, reduction='none') + (p * cost).sum(-1)
 
-
-def loss_terms(cfg, out, batch, R_true=None):
+# %% ../nbs/04_loss.ipynb #f2e4e807
+def loss_terms(
+    cfg:Config,    # the configuration: the weights lam_cov, lam_ang, lam_rng, lam_K and the K term's costs
+    out:dict,      # the network's output: R_khead (B, N, N), k_logits (B, K_max) and the slots phi, theta, r
+    batch:dict,    # the scenes: K, mask, the true phi, theta, r (B, K_max) and what `true_cov` reads
+    R_true=None,   # the true covariance (B, N, N); computed from the batch when not given
+)->dict:           # batch means cov_nmse, cov_spec, ang, rng, K; cov = cov_nmse + cov_spec; the weighted total
     "Per-term batch means (cov, cov_nmse, cov_spec, ang, rng, K) and the weighted total."
     R_true = true_cov(cfg, batch) if R_true is None else R_true
     nmse, spec = cov_terms(cfg, out['R_khead'], R_true, batch)

@@ -10,18 +10,20 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 import torch.nn.functional as F
-from .core import Config, load_preset, steering, search_box, to_box, from_box, source_mask
+from fastcore.basics import patch
+from .core import Config, load_preset, steering, search_box, to_box, from_box, source_mask, clamp_box
+from .core import SearchGrid
 from .core import atomic_write, atomic_write_text, checksum_path, move_aside
 from .data import backproject, sha256
 from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
-from .coded_ml import coded_ml_localize, cml_cov, cml_refine, range_posterior, glrt_threshold
+from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, range_posterior, glrt_threshold
 from .coded_ml import n_cells_default, CML_FIELDS
 
 # %% auto #0
-__all__ = ['snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates', 'cml_fit', 'cml_batch_cov',
-           'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer', 'save_checkpoint', 'load_checkpoint',
-           'load_model']
+__all__ = ['cml_fit', 'cml_batch_cov', 'snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates',
+           'cached_fit', 'cached_fit_cov', 'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer',
+           'save_checkpoint', 'load_checkpoint', 'load_model']
 
 # %% ../nbs/03_model.ipynb #1a06d31d
 def snr_estimate(y, noise_var, N):
@@ -29,12 +31,12 @@ def snr_estimate(y, noise_var, N):
     p = (y.real**2 + y.imag**2).mean((-2, -1)) / noise_var
     return 10 * torch.log10(((p - 1) / N).clamp_min(1e-3))
 
-
+# %% ../nbs/03_model.ipynb #4ae9ef32
 def real_imag(z):
     "Real and imaginary parts side by side along the last axis."
     return torch.cat([z.real, z.imag], -1)
 
-
+# %% ../nbs/03_model.ipynb #0a8a5104
 def tokens(batch):
     "Snapshot tokens (B, L, 4N + 2M) and the channel token input (B, 2MN), scaled per scene."
     y, c = batch['y'], batch['codes']
@@ -52,6 +54,7 @@ def with_coded_ml(cfg, batch):
         batch.update({f'coded_ml_{k}': e[k].to(batch['y'].device) for k in CML_FIELDS})
     return batch
 
+# %% ../nbs/03_model.ipynb #7cef597e
 def gain_margins(cfg, batch):
     "log(dJ_k / (sigma^2 eta)) (B, K_max): each source's cost drop against the GLRT threshold eta."
     J = batch['coded_ml_J'].double()
@@ -59,6 +62,7 @@ def gain_margins(cfg, batch):
     gain = (J[:, :-1] - J[:, 1:]) / batch['noise_var'].double()[:, None]
     return torch.log(torch.nan_to_num(gain, 0.0).clamp_min(1e-3) / eta).clamp(-8, 8).float()
 
+# %% ../nbs/03_model.ipynb #e59a8ed1
 def candidates(cfg, batch):
     "Tokens (B, K_max, 6) of the full coded-ML fit: unit-box position, power (dB/10), gain margin, within K-hat."
     with_coded_ml(cfg, batch)
@@ -72,22 +76,30 @@ def candidates(cfg, batch):
     feats = [box * m[..., None], pdb[..., None], gain_margins(cfg, batch)[..., None], within[..., None]]
     return torch.cat(feats, -1)
 
-def cml_fit(batch, K):
+# %% ../nbs/03_model.ipynb #24fc757e
+def cached_fit(batch, K):
     "The cached coded-ML fit of order K[b] per scene (positions, powers, mask) as an estimate dict."
     i = torch.arange(len(K), device=K.device)
     fit = {k: batch[f'coded_ml_order_{k}'][i, K - 1] for k in ('phi', 'theta', 'r', 'power')}
     return dict(fit, mask=source_mask(K, fit['phi'].shape[-1]), K=K)
 
-def cml_batch_cov(cfg, batch, K=None):
-    "The structured covariance (02c `cml_cov`) of the batch's coded-ML fit of order K (default: the criterion's)."
+# %% ../nbs/03_model.ipynb #05109918
+def cached_fit_cov(cfg, batch, K=None):
+    "The structured covariance (02c `coded_ml_cov`) of the batch's cached coded-ML fit of order K (default: K-hat)."
     K = (batch['coded_ml_K'] if K is None else K).long().to(batch['coded_ml_K'].device)
-    return cml_cov(cfg, cml_fit(batch, K))
+    return coded_ml_cov(cfg, cached_fit(batch, K))
+
+# %% ../nbs/03_model.ipynb #74bb420d
+cml_fit = cached_fit  # deprecated alias: the old name read like coded_ml's vp_fit, which fits
+cml_batch_cov = cached_fit_cov  # deprecated alias
 
 # %% ../nbs/03_model.ipynb #960e9c50
 class RisNet(nn.Module):
     "Transformer over snapshot tokens with covariance-factor, K and auxiliary (phi, theta, r) heads."
 
-    def __init__(self, cfg: Config):
+    def __init__(self,
+                 cfg:Config,  # sizes (N, M, L, K_max), D_MODEL, NUM_HEADS, n_layers, dropout; the MUSIC grid's steps
+                ):
         super().__init__()
         self.cfg = cfg
         N, M, D, Km = cfg.N, cfg.M, cfg.D_MODEL, cfg.K_max
@@ -107,44 +119,72 @@ class RisNet(nn.Module):
         self.type_c = nn.Parameter(torch.zeros(D))
         self.aux_head = nn.Linear(D, 3)  # per candidate: correction of (phi, theta, 1/r)
         self.amp_head = nn.Linear(D, 1)  # per candidate: power of its steering column
-        lo, hi = search_box(cfg)  # corrections up to 4 grid steps
-        grid = torch.tensor([cfg.phi_grid, cfg.theta_grid, cfg.range_grid], dtype=torch.float64)
-        self.register_buffer('step', (4 * (hi - lo) / (grid - 1).clamp_min(1)).float(), persistent=False)
+        step = 4 * SearchGrid.music(cfg).step  # slot corrections up to 4 steps of the MUSIC grid
+        self.register_buffer('step', step.float(), persistent=False)
         self.k_head = nn.Sequential(
             nn.Linear(self.n_eig + 1 + Km + D, D), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(D, Km)
         )
 
-    def forward(self, batch, beta=None):
-        "Dict with R_pred, R_khead (the K-head's R_eff), k_logits (B, K_max), aux phi/theta/r (B, K_max), snr_hat, emb."
-        cfg = self.cfg
-        B = batch['y'].shape[0]
-        tk, th = tokens(batch)
-        with record_function('candidates'):                                         # no gradient; cached on disk
-            cand = candidates(cfg, batch).to(tk.device)
-        L = tk.shape[1]
-        h = torch.cat([self.tok(tk), (self.htok(th) + self.type_h)[:, None], self.ctok(cand) + self.type_c], 1)
-        h = self.norm(self.enc(h))
-        emb = self.pool(torch.cat([h[:, :L].mean(1), h[:, L]], -1))
-        hc = h[:, L + 1 :]  # candidate outputs (B, K_max, D)
-        lo, hi = search_box(cfg, torch.float32, hc.device)
-        move = torch.tanh(self.aux_head(hc).float()) * self.step  # bounded corrections
-        pt = torch.minimum(torch.maximum(from_box(cfg, cand[..., :3]) + move, lo), hi)
-        aux = dict(phi=pt[..., 0], theta=pt[..., 1], r=1 / pt[..., 2])
-        amp = F.softplus(self.amp_head(hc).float()[..., 0]).sqrt()  # (B, K_max)
-        A = steering(cfg, aux['phi'], aux['theta'], aux['r'])  # (B, K_max, N)
-        Fr = self.f_head(emb).float().view(B, cfg.N, cfg.K_max, 2)
-        Fc = (A * amp[..., None]).mT + self.free_scale * torch.complex(Fr[..., 0], Fr[..., 1])
-        R_pred = trace_norm(Fc @ Fc.mT.conj() + 1e-6 * torch.eye(cfg.N, dtype=Fc.dtype, device=Fc.device))
-        snr = snr_estimate(batch['y'], batch['noise_var'], cfg.N)
-        with record_function('cov_builder'):
-            R_khead = build_effective_cov(R_pred, cml_batch_cov(cfg, batch), **cov_kwargs(cfg, 'khead', beta, snr))
-        ev = torch.linalg.eigvalsh(R_khead).flip(-1)[:, : self.n_eig]
-        margins = gain_margins(cfg, batch).to(ev.dtype) / 8
-        feat = torch.cat([torch.log(ev.clamp_min(1e-6)), snr[:, None] / 10, margins, emb.float()], -1)
-        k_logits = self.k_head(feat)
-        return dict(R_pred=R_pred, R_khead=R_khead, k_logits=k_logits, snr_hat=snr, emb=emb, **aux)
+# %% ../nbs/03_model.ipynb #18885af8
+@patch
+def _encode(self:RisNet, batch):
+    "Candidate tokens (B, K_max, 6), the pooled embedding (B, D) and the candidates' outputs (B, K_max, D)."
+    tk, th = tokens(batch)
+    with record_function('candidates'):                                         # no gradient; cached on disk
+        cand = candidates(self.cfg, batch).to(tk.device)
+    L = tk.shape[1]
+    h = torch.cat([self.tok(tk), (self.htok(th) + self.type_h)[:, None], self.ctok(cand) + self.type_c], 1)
+    h = self.norm(self.enc(h))
+    emb = self.pool(torch.cat([h[:, :L].mean(1), h[:, L]], -1))
+    return cand, emb, h[:, L + 1 :]
 
+# %% ../nbs/03_model.ipynb #ab353a0d
+@patch
+def _slots(self:RisNet, hc, cand):
+    "The auxiliary slots phi, theta, r (B, K_max): each candidate moved by at most four grid steps, inside the box."
+    lo, hi = search_box(self.cfg, torch.float32, hc.device)
+    move = torch.tanh(self.aux_head(hc).float()) * self.step  # bounded corrections
+    pt = clamp_box(from_box(self.cfg, cand[..., :3]) + move, lo, hi)
+    return dict(phi=pt[..., 0], theta=pt[..., 1], r=1 / pt[..., 2])
 
+# %% ../nbs/03_model.ipynb #4b9ddc46
+@patch
+def _r_pred(self:RisNet, emb, hc, aux):
+    "R_pred = F F^H (B, N, N), trace N: steering columns at the slots with learned powers plus a free residual."
+    cfg = self.cfg
+    amp = F.softplus(self.amp_head(hc).float()[..., 0]).sqrt()  # (B, K_max)
+    A = steering(cfg, aux['phi'], aux['theta'], aux['r'])  # (B, K_max, N)
+    Fr = self.f_head(emb).float().view(emb.shape[0], cfg.N, cfg.K_max, 2)
+    Fc = (A * amp[..., None]).mT + self.free_scale * torch.complex(Fr[..., 0], Fr[..., 1])
+    return trace_norm(Fc @ Fc.mT.conj() + 1e-6 * torch.eye(cfg.N, dtype=Fc.dtype, device=Fc.device))
+
+# %% ../nbs/03_model.ipynb #510c1f92
+@patch
+def _k_logits(self:RisNet, batch, R_pred, emb, snr, beta=None):
+    "The K-head's R_eff (B, N, N), blended from R_pred and the cached fit's covariance, and its logits (B, K_max)."
+    cfg = self.cfg
+    with record_function('cov_builder'):
+        R_khead = build_effective_cov(R_pred, cached_fit_cov(cfg, batch), **cov_kwargs(cfg, 'khead', beta, snr))
+    ev = torch.linalg.eigvalsh(R_khead).flip(-1)[:, : self.n_eig]
+    margins = gain_margins(cfg, batch).to(ev.dtype) / 8
+    feat = torch.cat([torch.log(ev.clamp_min(1e-6)), snr[:, None] / 10, margins, emb.float()], -1)
+    return R_khead, self.k_head(feat)
+
+# %% ../nbs/03_model.ipynb #05953372
+@patch
+def forward(self:RisNet,
+            batch:dict,  # scenes: y, H, Hpinv, codes, noise_var and the coded-ML fields (computed where missing)
+            beta=None,   # the blend weight of R_eff, instead of cfg.HYBRID_COV_BETA
+           )->dict:      # R_pred, R_khead (B, N, N); k_logits (B, K_max); slots phi, theta, r (B, K_max); snr_hat; emb
+    "R_pred, R_khead (the K-head's R_eff), k_logits, the auxiliary slots, snr_hat and the pooled embedding emb."
+    cand, emb, hc = self._encode(batch)
+    aux = self._slots(hc, cand)
+    R_pred = self._r_pred(emb, hc, aux)
+    snr = snr_estimate(batch['y'], batch['noise_var'], self.cfg.N)
+    R_khead, k_logits = self._k_logits(batch, R_pred, emb, snr, beta)
+    return dict(R_pred=R_pred, R_khead=R_khead, k_logits=k_logits, snr_hat=snr, emb=emb, **aux)
+
+# %% ../nbs/03_model.ipynb #89c6d205
 def n_params(model):
     "Number of parameters of a model."
     return sum(p.numel() for p in model.parameters())
@@ -156,32 +196,46 @@ def decide_k(prob, k_fallback, k_conf_thresh):
     use_head = conf >= k_conf_thresh
     return torch.where(use_head, k_head + 1, k_fallback.to(prob.device).long()), use_head
 
+# %% ../nbs/03_model.ipynb #bef39d0b
 def music_cov(model, out, batch, beta=None, K=None):
     "MUSIC's R_eff (B, N, N): R_pred blended by the one builder with the coded-ML covariance of order K (or K-hat)."
-    R_cml = cml_batch_cov(model.cfg, batch, K)
+    R_cml = cached_fit_cov(model.cfg, batch, K)
     return build_effective_cov(out['R_pred'], R_cml, **cov_kwargs(model.cfg, 'music', beta))
 
-def localize(cfg, R, K, batch, range_post=True):
+# %% ../nbs/03_model.ipynb #fce07149
+def localize(
+    cfg:Config,            # the configuration: newton_iter (the polish), the search box, the MUSIC settings
+    R,                     # MUSIC's R_eff (B, N, N), e.g. from `music_cov`
+    K,                     # the number of sources per scene (B,)
+    batch:dict,            # the scenes: y, H, codes, noise_var and the cached coded-ML fits of every order
+    range_post:bool=True,  # replace each range by its posterior mean (02c `range_posterior`)
+)->dict:                   # phi, theta, r, power, mask (B, K_max) on the CPU, K, the cost J (B,); r_std if range_post
     """Positions of K sources per scene (CPU): RAP-MUSIC on R_eff polished by variable projection on the snapshots, or
     the cached coded-ML fit of order K where its cost J is lower (a better maximum of the same likelihood); then, with
     `range_post`, each range replaced by its posterior mean (02c `range_posterior`)."""
     K = K.cpu().long()
     y, H, codes = (batch[k].cpu() for k in ('y', 'H', 'codes'))
-    best = cml_refine(cfg, y, H, codes, music_localize(cfg, R.cpu(), K, Kmax=cfg.K_max), K, iters=cfg.newton_iter)
-    fit = cml_fit({k: v.cpu() for k, v in batch.items() if k.startswith('coded_ml_order_')}, K)
-    fit['J'] = cml_refine(cfg, y, H, codes, fit, K, iters=0)['J']           # its actual cost (no step taken)
+    best = coded_ml_refine(cfg, y, H, codes, music_localize(cfg, R.cpu(), K, Kmax=cfg.K_max), K, iters=cfg.newton_iter)
+    fit = cached_fit({k: v.cpu() for k, v in batch.items() if k.startswith('coded_ml_order_')}, K)
+    fit['J'] = coded_ml_refine(cfg, y, H, codes, fit, K, iters=0)['J']           # its actual cost (no step taken)
     use = fit['J'] < best['J']
     est = {k: torch.where(use.view(-1, *[1] * (v.dim() - 1)), fit[k].to(v.dtype), v) for k, v in best.items()}
     if range_post:
         est.update(range_posterior(cfg, y, H, codes, batch['noise_var'].cpu(), est, K))
     return est
 
+# %% ../nbs/03_model.ipynb #f985d903
 @torch.no_grad()
-def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None, range_post=True):
-    """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff.
-
-    `out`: the model's eval-mode output for this batch and beta, if the caller has it already; `range_post`: end with
-    the posterior-mean ranges (02c)."""
+def infer(
+    model,                # a RisNet (set to eval mode for the forward pass, then back)
+    batch:dict,           # the scenes (with the cached coded-ML fields, or they are computed here)
+    k_conf_thresh=None,   # the K-head's confidence gate, instead of cfg.K_CONF_THRESH
+    beta=None,            # the blend weight of R_eff, instead of cfg.HYBRID_COV_BETA
+    music:bool=True,      # localise the sources (False: K only)
+    out=None,             # the model's eval-mode output for this batch and beta, if the caller has it already
+    range_post:bool=True, # end with the posterior-mean ranges (02c `range_posterior`)
+)->dict:                  # K, k_prob, k_from_head, R_eff, aux (the slots) and, with music, the estimates of `localize`
+    "K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff."
     cfg = model.cfg
     with_coded_ml(cfg, batch)
     if out is None:
@@ -197,6 +251,7 @@ def infer(model, batch, k_conf_thresh=None, beta=None, music=True, out=None, ran
     if music: res.update(localize(cfg, R, K, batch, range_post))
     return res
 
+# %% ../nbs/03_model.ipynb #16e2933b
 def save_checkpoint(path, state, keep_prev=False):
     """Write a checkpoint atomically, with its checksum in `<path>.sha256`; with `keep_prev` the file it replaces is
     kept as `<path>.prev` (what a resume falls back to when the newer one is found corrupt). The old checksum goes
@@ -212,6 +267,7 @@ def save_checkpoint(path, state, keep_prev=False):
     atomic_write_text(checksum_path(path), json.dumps(digest))
     return path
 
+# %% ../nbs/03_model.ipynb #156bde40
 def load_checkpoint(path, device='cpu'):
     """A checkpoint dict; a missing, truncated or corrupt file (also one whose bytes no longer match the checksum
     written with it) is an error that names the path."""
@@ -231,6 +287,7 @@ def load_checkpoint(path, device='cpu'):
         raise ValueError(f"{p}: not a ris_music checkpoint (no 'model' and 'cfg' entries)")
     return ck
 
+# %% ../nbs/03_model.ipynb #a773cf47
 def load_model(path, device='cpu'):
     "A RisNet (eval mode) from a best.pt or last.pt checkpoint."
     ck = load_checkpoint(path, device)

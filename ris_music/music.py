@@ -8,38 +8,27 @@ import math, functools
 import torch
 import torch.nn.functional as F
 from .core import Config, load_preset, steering, as_tensor, search_box, source_mask
+from .core import SearchGrid, damped_newton, from_points, NonFiniteError
 from .covariance import signal_subspace
 
 # %% auto #0
 __all__ = ['music_grid', 'grid_points', 'music_spectrum', 'rho_sep', 'pick_peaks', 'spectrum_at', 'newton_refine', 'deflate',
-           'music_localize', 'music_naive']
+           'music_localize']
 
 # %% ../nbs/02b_music.ipynb #212efdb7
 @functools.lru_cache(maxsize=4)
 def music_grid(cfg, device='cpu'):
     "Grid axes (phi, theta, 1/r) and the dictionary of conjugated steering vectors (G, N) for a config (cached)."
-    lo, hi = search_box(cfg)
-    axes = [
-        torch.linspace(lo[i].item(), hi[i].item(), n, dtype=torch.float64)
-        for i, n in enumerate((cfg.phi_grid, cfg.theta_grid, cfg.range_grid))
-    ]
-    P, T, Q = torch.meshgrid(*axes, indexing='ij')
-    D = steering(cfg, P.flatten(), T.flatten(), 1 / Q.flatten()).conj().to(device)
-    return tuple(axes), D
+    grid = SearchGrid.music(cfg)
+    phi, theta, rho = grid.points.T
+    return grid.axes, steering(cfg, phi, theta, 1 / rho).conj().to(device)
 
-
+# %% ../nbs/02b_music.ipynb #088ca88f
 def grid_points(cfg, idx):
-    "(phi, theta, 1/r) (..., 3) in float64 of flat grid indices `idx`."
-    (phi, theta, rho), _ = music_grid(cfg)
-    idx = idx.cpu()
-    ip, it, ir = (
-        idx // (cfg.theta_grid * cfg.range_grid),
-        (idx // cfg.range_grid) % cfg.theta_grid,
-        idx % cfg.range_grid,
-    )
-    return torch.stack([phi[ip], theta[it], rho[ir]], -1)
+    "(phi, theta, 1/r) (..., 3) in float64 of flat MUSIC-grid indices `idx`."
+    return SearchGrid.music(cfg).point(idx)
 
-
+# %% ../nbs/02b_music.ipynb #eec279e0
 def music_spectrum(cfg, Es, Q=None, chunk=1 << 22):
     """q on the grid for a batch of signal subspaces Es (B, N, Ke); returns (B, Gphi, Gtheta, Grange).
 
@@ -59,17 +48,19 @@ def music_spectrum(cfg, Es, Q=None, chunk=1 << 22):
         z2 = z.real**2 + z.imag**2
         num[:, i : i + step] = z2[..., :Ke].sum(-1).T
         if Kq: den[:, i : i + step] = N - z2[..., Ke:].sum(-1).T
-    return (num / den.clamp_min(1e-3 * N)).view(B, cfg.phi_grid, cfg.theta_grid, cfg.range_grid)
+    return (num / den.clamp_min(1e-3 * N)).view(B, *SearchGrid.music(cfg).shape)
 
 # %% ../nbs/02b_music.ipynb #mus00008
 def rho_sep(cfg):
     "The range part of the minimum separation: two MUSIC grid steps in 1/r."
-    return 2 * (1 / cfg.r_min - 1 / cfg.r_max) / max(cfg.range_grid - 1, 1)
+    return 2 * SearchGrid.music(cfg).step[2].item()
 
+# %% ../nbs/02b_music.ipynb #166b15b0
 def _same(a, b, sep, rsep):
     "Whether points a and b (..., 3) in (phi, theta, 1/r) are one source: closer than sep in angle and rsep in 1/r."
     return ((a[..., :2] - b[..., :2]).norm(dim=-1) < sep) & ((a[..., 2] - b[..., 2]).abs() < rsep)
 
+# %% ../nbs/02b_music.ipynb #c92fd9e5
 def _select(pts, val, ok, K, Kmax, sep, rsep):
     "Greedy choice of up to K candidates (B, C) by value, no two of them one source (`_same`); indices and mask."
     B = val.shape[0]
@@ -83,8 +74,14 @@ def _select(pts, val, ok, K, Kmax, sep, rsep):
         alive = alive & ~(_same(pts, pts.gather(1, j[:, None, None].expand(-1, 1, 3)), sep, rsep) & got[:, None])
     return chosen, got_all
 
-
-def pick_peaks(cfg, q, K, Kmax, min_sep_deg=None, n_cand=None):
+# %% ../nbs/02b_music.ipynb #d0b638a6
+def pick_peaks(cfg:Config,       # the configuration (grid, peak_sep_deg)
+               q,                # spectra (B, Gphi, Gtheta, Grange) of `music_spectrum`
+               K,                # peaks wanted per scene (B,)
+               Kmax,             # width of the outputs
+               min_sep_deg=None, # least angle between two peaks (default cfg.peak_sep_deg)
+               n_cand=None,      # local maxima considered per scene (default 4 Kmax + 8)
+              ):
     "Grid indices of up to K 3-D local maxima per scene, largest first, no two closer than min_sep_deg and rho_sep."
     B = q.shape[0]
     pooled = F.max_pool3d(q[:, None], 3, stride=1, padding=1)[:, 0]
@@ -96,7 +93,7 @@ def pick_peaks(cfg, q, K, Kmax, min_sep_deg=None, n_cand=None):
     j, got = _select(pts, val, val > -1, K, Kmax, sep, rho_sep(cfg))
     return idx.gather(1, j), got
 
-
+# %% ../nbs/02b_music.ipynb #2ebe5329
 def spectrum_at(cfg, p, Es, Q=None):
     "q (deflated when Q is given) at points p (P, 3) = (phi, theta, 1/r) for subspaces Es (P, N, Km), float64."
     a = steering(cfg, p[:, 0], p[:, 1], 1 / p[:, 2], dtype=torch.complex128)
@@ -106,42 +103,26 @@ def spectrum_at(cfg, p, Es, Q=None):
     zq = (Q.conj() * a[:, :, None]).sum(1)
     return num / (cfg.N - (zq.real**2 + zq.imag**2).sum(-1)).clamp_min(1e-3 * cfg.N)
 
-
-@torch.enable_grad()
-def newton_refine(cfg, p, Es, iters=10, lr=0.8, Q=None):
+# %% ../nbs/02b_music.ipynb #74459094
+def newton_refine(cfg:Config,  # the configuration (grid, bounds)
+                  p,           # starting points (P, 3) in (phi, theta, 1/r)
+                  Es,          # signal subspaces (P, N, Km), one per point
+                  iters=10,    # Newton iterations
+                  lr=0.8,      # step scale
+                  Q=None,      # orthonormal bases (P, N, k) of the sources found so far (deflated q), or None
+                 ):
     "Damped Newton ascent of q (deflated by Q if given) from p (P, 3) in (phi, theta, 1/r), within the bounds."
     lo, hi = search_box(cfg, device=p.device)
-    p, Es = p.detach().double(), Es.detach().to(torch.complex128)
+    Es = Es.detach().to(torch.complex128)
     Q = None if Q is None else Q.detach().to(torch.complex128)
-    mu = torch.full((p.shape[0],), 1e-3, dtype=torch.float64, device=p.device)
-    eye = torch.eye(3, dtype=torch.float64, device=p.device)
-    steps = torch.tensor(
-        [cfg.phi_grid - 1, cfg.theta_grid - 1, cfg.range_grid - 1], dtype=torch.float64, device=p.device
-    )
-    radius = 2 * (hi - lo) / steps.clamp_min(1)  # trust region: two grid steps
-    for _ in range(iters):
-        x = p.clone().requires_grad_(True)
-        f = spectrum_at(cfg, x, Es, Q)
-        (gr,) = torch.autograd.grad(f.sum(), x, create_graph=True)
-        Hs = torch.stack([torch.autograd.grad(gr[:, i].sum(), x, retain_graph=i < 2)[0] for i in range(3)], 1)
-        gr, f, nH = gr.detach(), f.detach(), -Hs.detach()
-        lam_min = torch.linalg.eigvalsh(nH)[:, 0]
-        scale = torch.diagonal(nH, dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1e-12)
-        shift = (-lam_min).clamp_min(0) * 1.01 + mu * scale
-        step = torch.linalg.solve(nH + shift[:, None, None] * eye, gr[..., None])[..., 0]
-        step = torch.maximum(torch.minimum(lr * step, radius), -radius)
-        cand = torch.minimum(torch.maximum(p + step, lo), hi)
-        better = spectrum_at(cfg, cand, Es, Q) > f
-        p = torch.where(better[:, None], cand, p)
-        mu = torch.where(better, mu * 0.3, mu * 10).clamp(1e-9, 1e6)
+    radius = 2 * SearchGrid.music(cfg).step.to(p.device)                      # trust region: two grid steps
+    p, _ = damped_newton(lambda x: -spectrum_at(cfg, x, Es, Q), p.detach().double(), lo, hi, iters, lr=lr,
+                         radius=radius, mu0=1e-3, down=0.3, up=10.0, mu_max=1e6)
     return p
 
-# %% ../nbs/02b_music.ipynb #mus00010
-def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
-    "Per scene, the best Newton-refined peak (B, 3) of the (deflated) spectrum that is none of the found (B, k, 3)."
-    B = Es.shape[0]
-    q = music_spectrum(cfg, Es.to(torch.complex64), None if Q is None else Q.to(torch.complex64))
-    idx, ok = pick_peaks(cfg, q, torch.full((B,), n_peaks, device=Es.device), n_peaks)
+# %% ../nbs/02b_music.ipynb #79e53a76
+def _refine_peaks(cfg, idx, ok, Es, Q, iters, lr):
+    "Grid peaks `idx` (B, C) refined by Newton on the (deflated) q where `ok`: points (B, C, 3), q there (-1 off ok)."
     p = grid_points(cfg, idx).to(Es.device)
     sel = ok.nonzero(as_tuple=True)
     Qs = None if Q is None else Q[sel[0]]
@@ -150,11 +131,21 @@ def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
         p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr, Qs)
     qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
     if ok.any(): qv[sel] = spectrum_at(cfg, p[sel], Es[sel[0]].to(torch.complex128), Qs)
+    return p, qv
+
+# %% ../nbs/02b_music.ipynb #mus00010
+def _best_peak(cfg, Es, Q, found, sep, n_peaks, iters, lr):
+    "Per scene, the best Newton-refined peak (B, 3) of the (deflated) spectrum that is none of the found (B, k, 3)."
+    B = Es.shape[0]
+    q = music_spectrum(cfg, Es.to(torch.complex64), None if Q is None else Q.to(torch.complex64))
+    idx, ok = pick_peaks(cfg, q, torch.full((B,), n_peaks, device=Es.device), n_peaks)
+    p, qv = _refine_peaks(cfg, idx, ok, Es, Q, iters, lr)
     if found.shape[1]:
         near = _same(p[:, :, None], found[:, None], sep, rho_sep(cfg)).any(-1)
         qv = torch.where(near, torch.full_like(qv, -1.0), qv)
     return p[torch.arange(B, device=Es.device), qv.argmax(-1)]
 
+# %% ../nbs/02b_music.ipynb #01fce4c3
 def deflate(cfg, Es, K, found):
     "Orthonormal bases of the found sources' steering vectors Q (B, N, k) and of (I - QQ^H) Es, K - k columns."
     k, Kmax = found.shape[1], Es.shape[-1]
@@ -164,26 +155,31 @@ def deflate(cfg, Es, K, found):
     keep = (torch.arange(Kmax, device=Es.device) < (K - k)[:, None]).to(U.dtype)
     return (U * keep[:, None, :])[..., : Kmax - k], Q
 
+# %% ../nbs/02b_music.ipynb #71b7a14a
 def _single_pass(cfg, Es, K, Kmax, sep, iters, lr):
     "One spectrum, 2K peaks refined on q, the K best at least sep apart: points (B, Kmax, 3) and mask."
     C = 2 * Kmax
     q = music_spectrum(cfg, Es)
     idx, ok = pick_peaks(cfg, q, torch.clamp(2 * K, max=C), C, math.degrees(sep))
-    p = grid_points(cfg, idx).to(Es.device)  # (B, C, 3)
-    sel = ok.nonzero(as_tuple=True)
-    if iters and ok.any():
-        p = p.clone()
-        p[sel] = newton_refine(cfg, p[sel], Es[sel[0]], iters, lr)
-    qv = torch.full(ok.shape, -1.0, dtype=torch.float64, device=Es.device)
-    if ok.any(): qv[sel] = spectrum_at(cfg, p[sel], Es[sel[0]].to(torch.complex128))
+    p, qv = _refine_peaks(cfg, idx, ok, Es, None, iters, lr)                  # (B, C, 3), (B, C)
     j, got = _select(p, qv, ok, K, Kmax, sep, rho_sep(cfg))
     return p.gather(1, j[..., None].expand(-1, -1, 3)), got
 
-@torch.no_grad()
-def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None, Kmax=None, rap=True,
-                   return_spectrum=False):
-    """Localise K[b] sources in each R[b] (B, N, N): RAP-MUSIC passes (or one pass with rap=False) of grid, peaks and
-    Newton. Returns phi, theta, r, q (B, Kmax) and mask; q is the plain MUSIC spectrum at each estimate."""
+# %% ../nbs/02b_music.ipynb #e68c534e
+def _rap_passes(cfg, Es, K, Kmax, sep, iters, lr):
+    "RAP-MUSIC: pass k finds source k on the spectrum deflated by the k found before it; points (B, Kmax, 3), mask."
+    Es64 = Es.to(torch.complex128)
+    pk = torch.zeros(len(K), Kmax, 3, dtype=torch.float64, device=Es.device)
+    for k in range(Kmax):
+        act = (K > k).nonzero()[:, 0]
+        if act.numel() == 0: break
+        E, Q = (Es64[act], None) if k == 0 else deflate(cfg, Es64[act], K[act], pk[act, :k])
+        pk[act, k] = _best_peak(cfg, E, Q, pk[act, :k], sep, 3, iters, lr)
+    return pk, source_mask(K, Kmax)
+
+# %% ../nbs/02b_music.ipynb #ce713e42
+def _check_music(R, K, Kmax):
+    "Validate the covariances (B, N, N) (or one (N, N)) and the orders K (B,); returns them batched."
     R = as_tensor(R)
     K = as_tensor(K, torch.long, R.device)
     if R.dim() == 2: R, K = R[None], K.reshape(1)
@@ -192,48 +188,39 @@ def music_localize(cfg, R, K, newton_iter=None, newton_lr=None, min_sep_deg=None
     if K.shape != R.shape[:1]:
         raise ValueError(f"music_localize: K has shape {tuple(K.shape)}, expected ({R.shape[0]},)")
     if not bool(torch.isfinite(R).all()):
-        raise ValueError(f"music_localize: R has {int((~torch.isfinite(R)).sum())} non-finite entries")
+        raise NonFiniteError(f"music_localize: R has {int((~torch.isfinite(R)).sum())} non-finite entries")
     N = R.shape[-1]
     if len(K) and not (1 <= int(K.min()) and int(K.max()) < N):
         raise ValueError(f"music_localize: every K must lie in [1, N - 1 = {N - 1}], "
                          f"got {int(K.min())}..{int(K.max())}")
     if Kmax is not None and len(K) and int(K.max()) > Kmax:
         raise ValueError(f"music_localize: K = {int(K.max())} exceeds Kmax = {Kmax}")
+    return R, K
+
+# %% ../nbs/02b_music.ipynb #mus00011
+@torch.no_grad()
+def music_localize(cfg,                 # the configuration (grid, bounds, Newton settings)
+                   R,                   # covariances (B, N, N), or one (N, N)
+                   K,                   # number of sources per scene (B,), each in [1, N - 1]
+                   newton_iter=None,    # Newton iterations per peak (default cfg.newton_iter; 0: grid only)
+                   newton_lr=None,      # Newton step scale (default cfg.newton_lr)
+                   min_sep_deg=None,    # least angle between two sources (default cfg.peak_sep_deg)
+                   Kmax=None,           # width of the outputs (default max K)
+                   rap=True,            # RAP-MUSIC passes (True) or one single pass
+                   return_spectrum=False,  # also return the plain spectrum (B, Gphi, Gtheta, Grange)
+                  )->dict:              # phi, theta, r, q (B, Kmax) float32 and mask (B, Kmax)
+    """Localise K[b] sources in each R[b]: RAP-MUSIC passes (or one pass with rap=False) of grid, peaks and Newton.
+    q is the plain MUSIC spectrum at each estimate; unfound slots are 0."""
+    R, K = _check_music(R, K, Kmax)
     Kmax = Kmax or max(int(K.max()), 1)
     iters = cfg.newton_iter if newton_iter is None else newton_iter
     lr = cfg.newton_lr if newton_lr is None else newton_lr
     sep = math.radians(cfg.peak_sep_deg if min_sep_deg is None else min_sep_deg)
     Es, _ = signal_subspace(R.to(torch.complex64), K, Kmax)
-    if not rap: pk, got = _single_pass(cfg, Es, K, Kmax, sep, iters, lr)
-    else:
-        Es64 = Es.to(torch.complex128)
-        pk = torch.zeros(len(K), Kmax, 3, dtype=torch.float64, device=R.device)
-        got = source_mask(K, Kmax)
-        for k in range(Kmax):
-            act = (K > k).nonzero()[:, 0]
-            if act.numel() == 0: break
-            E, Q = (Es64[act], None) if k == 0 else deflate(cfg, Es64[act], K[act], pk[act, :k])
-            pk[act, k] = _best_peak(cfg, E, Q, pk[act, :k], sep, 3, iters, lr)
+    pk, got = (_rap_passes if rap else _single_pass)(cfg, Es, K, Kmax, sep, iters, lr)
     Es_rep = Es.to(torch.complex128).repeat_interleave(Kmax, 0)
     at = torch.cat([pk[..., :2], pk[..., 2:].clamp_min(1e-9)], -1).view(-1, 3)          # unfound slots: 1/r = 0
     qv = spectrum_at(cfg, at, Es_rep).view(-1, Kmax)
-    zero = torch.zeros((), dtype=torch.float64, device=R.device)
-    keep = lambda x: torch.where(got, x, zero).float()
-    r = 1 / pk[..., 2].clamp_min(1e-9)
-    out = dict(phi=keep(pk[..., 0]), theta=keep(pk[..., 1]), r=keep(r), q=keep(qv), mask=got)
+    out = dict(from_points(pk, got, q=qv), mask=got)
     if return_spectrum: out['spectrum'] = music_spectrum(cfg, Es)
     return out
-
-# %% ../nbs/02b_music.ipynb #91b4da8a
-def music_naive(cfg, R, K):
-    "Reference: per-scene loop, noise-subspace spectrum 1/||E_n^H a||^2, steering computed on the fly, grid only."
-    (phi, theta, rho), _ = music_grid(cfg)
-    P, T, Q = torch.meshgrid(phi, theta, rho, indexing='ij')
-    out = []
-    for b in range(R.shape[0]):
-        w, V = torch.linalg.eigh(R[b])
-        En = V[:, : R.shape[-1] - int(K[b])]
-        A = steering(cfg, P.flatten(), T.flatten(), 1 / Q.flatten())  # recomputed for every scene
-        spec = 1 / (A.conj() @ En).abs().pow(2).sum(-1).clamp_min(1e-12)
-        out.append(spec.view(1, cfg.phi_grid, cfg.theta_grid, cfg.range_grid))
-    return torch.cat(out)
