@@ -4,19 +4,23 @@
 
 # %% ../nbs/00_core.ipynb #b937d896
 from __future__ import annotations
-import os, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, functools, ast
-from dataclasses import dataclass, asdict, fields
+import os, sys, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, ast, argparse, inspect
+from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
 from fastcore.basics import patch
+from fastcore.docments import docments
+from fastcore.script import Param, _union_type      # _union_type: how fastcore's anno_parser reads `int | float`
 
 # %% auto #0
 __all__ = ['CONFIG_FIELDS', 'Config', 'CONFIG_RULES', 'DERIVED', 'PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path',
            'move_aside', 'set_aside', 'FolderLocked', 'dir_lock', 'validate_config', 'read_json', 'check_keys',
            'load_preset', 'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction', 'steering',
            'source_mask', 'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points', 'SearchGrid',
-           'damped_newton', 'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report']
+           'damped_newton', 'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report',
+           'dist_env', 'cli_options', 'cli_errors']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -186,9 +190,16 @@ succ_r               float  1.0      success: largest range error [m]
 
 # %% ../nbs/00_core.ipynb #d6f747b7
 def _config_fields(table):
-    "(name, type, default) of each row of a field table like `CONFIG_FIELDS` (comment lines skipped)."
-    rows = [l.split(maxsplit=3) for l in table.strip().splitlines()[1:] if l.strip() and not l.startswith('#')]
-    return [(name, kind, dataclasses.field(default=ast.literal_eval(default))) for name, kind, default, *_ in rows]
+    "(name, type, field) of each row of a field table like `CONFIG_FIELDS`; the meaning goes into the field's metadata."
+    out = []
+    for line in table.strip().splitlines()[1:]:
+        if not line.strip() or line.startswith('#'): continue
+        name, kind, default, *meaning = line.split(maxsplit=3)        # a default is a Python literal without spaces
+        if kind not in ('int', 'float', 'bool', 'str'):
+            raise ValueError(f"CONFIG_FIELDS: {name}: unknown type {kind!r}")
+        meta = dict(meaning=meaning[0] if meaning else '')
+        out.append((name, kind, dataclasses.field(default=ast.literal_eval(default), metadata=meta)))
+    return out
 
 
 Config = dataclasses.make_dataclass(
@@ -228,6 +239,9 @@ CONFIG_RULES = (
         ('grad_clip', lambda v: v > 0, '> 0'),
         ('warmup_frac', lambda v: 0 <= v <= 1, 'in [0, 1]'),
         ('newton_lr', lambda v: v > 0, '> 0'),
+        ('succ_phi_deg', lambda v: v > 0, '> 0'),
+        ('succ_theta_deg', lambda v: v > 0, '> 0'),
+        ('succ_r', lambda v: v > 0, '> 0'),
         ('snr_min_db snr_max_db', lambda a, b: a <= b, 'snr_min_db <= snr_max_db'),
         ('K_max N', lambda k, n: k < n, 'K_max below the number of RIS elements N'),
         ('D_MODEL NUM_HEADS', lambda d, h: d % h == 0, 'D_MODEL divisible by NUM_HEADS'),
@@ -243,10 +257,12 @@ def _type_ok(kind, v):
 
 # %% ../nbs/00_core.ipynb #6a1079ce
 def validate_config(cfg):
-    "Check the types of `cfg`'s fields, then every rule of `CONFIG_RULES`; the first failure is an error naming it."
+    "Check the types of `cfg`'s fields (floats finite), then every rule of `CONFIG_RULES`: the first failure raises."
     for f in fields(cfg):
-        if not _type_ok(f.type, getattr(cfg, f.name)):
-            raise TypeError(f"Config field {f.name!r}: expected {f.type}, got {getattr(cfg, f.name)!r}")
+        v = getattr(cfg, f.name)
+        if not _type_ok(f.type, v): raise TypeError(f"Config field {f.name!r}: expected {f.type}, got {v!r}")
+        if f.type == 'float' and not math.isfinite(v):
+            raise ValueError(f"Config field {f.name!r} must be finite, got {v!r}")
     for names, ok, need in CONFIG_RULES:
         vals = [getattr(cfg, n) for n in names.split()]
         if ok(*vals): continue
@@ -369,8 +385,16 @@ def direction(phi, theta):
     return torch.stack([ct * torch.sin(phi), torch.sin(theta), ct * torch.cos(phi)], -1)
 
 # %% ../nbs/00_core.ipynb #5a371912
-def steering(cfg, phi, theta, r, dtype=torch.complex64, model='exact'):
+def steering(cfg:Config,              # the configuration (geometry, wavenumber)
+             phi,                     # azimuth from broadside [rad], any shape broadcasting with theta and r
+             theta,                   # elevation [rad]
+             r,                       # range [m], > 0
+             dtype=torch.complex64,   # complex64 or complex128
+             model:str='exact',       # 'exact', or 'fresnel' / 'plane' for analysis only
+            ):                        # steering vectors (..., N), ||a||^2 = N
     "Near-field steering vectors (..., N) for sources at (phi, theta, r); `model` is 'exact', 'fresnel' or 'plane'."
+    if dtype not in (torch.complex64, torch.complex128):
+        raise TypeError(f"steering: dtype must be torch.complex64 or torch.complex128, got {dtype}")
     rdt = real_dtype(dtype)
     dev = next((x.device for x in (phi, theta, r) if isinstance(x, torch.Tensor)), None)
     phi, theta, r = torch.broadcast_tensors(*(as_tensor(x, rdt, dev) for x in (phi, theta, r)))
@@ -438,27 +462,28 @@ def from_points(p, mask, **extra):
 
 # %% ../nbs/00_core.ipynb #6804bd63
 class SearchGrid:
-    "A regular grid over the (phi, theta, 1/r) search box of a config, `shape` points per axis (built once, shared)."
-    _made = {}
+    "A regular grid over the (phi, theta, 1/r) search box, `shape` points per axis; one per (box, shape), shared."
+    _made = {}                                            # (lo, hi, shape) -> grid, the 32 most recent
 
     def __new__(cls,
-                cfg:Config,   # the configuration whose search box is gridded
+                cfg,          # a Config (its search box) or a (lo, hi) pair of bounds (3,)
                 shape:tuple,  # points along phi, theta and 1/r
                ):
         shape = tuple(int(n) for n in shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"SearchGrid: shape must be 3 counts >= 1, got {shape}")
-        key = (cfg, shape)
+        lo, hi = search_box(cfg) if isinstance(cfg, Config) else (torch.as_tensor(b, dtype=torch.float64) for b in cfg)
+        key = (tuple(lo.tolist()), tuple(hi.tolist()), shape)
         if key not in cls._made:
-            g = super().__new__(cls)
-            g.shape = shape
-            g.lo, g.hi = search_box(cfg)
-            g.axes = tuple(torch.linspace(g.lo[i].item(), g.hi[i].item(), n, dtype=torch.float64)
+            if len(cls._made) >= 32: cls._made.pop(next(iter(cls._made)))
+            g = cls._made[key] = super().__new__(cls)
+            g.shape, g.lo, g.hi = shape, lo, hi
+            g.axes = tuple(torch.linspace(lo[i].item(), hi[i].item(), n, dtype=torch.float64)
                            for i, n in enumerate(shape))
-            g.step = (g.hi - g.lo) / (torch.tensor(shape, dtype=torch.float64) - 1).clamp_min(1)
-            cls._made[key] = g
+            g.step = (hi - lo) / (torch.tensor(shape, dtype=torch.float64) - 1).clamp_min(1)
         return cls._made[key]
 
+    def __reduce__(self): return (SearchGrid, ((self.lo, self.hi), self.shape))   # pickles as its box and shape
     def __len__(self): return math.prod(self.shape)
     def __repr__(self): return f"SearchGrid(shape={self.shape}, step={[round(s, 5) for s in self.step.tolist()]})"
 
@@ -488,12 +513,14 @@ def music(cls:SearchGrid, cfg):
 # %% ../nbs/00_core.ipynb #248fdf99
 def damped_newton(f,              # batched cost: f(x) -> (B,), differentiable twice
                   x,              # starting points (B, d), float64
-                  lo, hi,         # box (d,) the iterates are clamped into
+                  lo,             # lower corner (d,) of the box the iterates are clamped into
+                  hi,             # upper corner (d,)
                   iters:int,      # Newton iterations
                   lr=1.0,         # step scale eta
                   radius=None,    # trust radius (d,) per coordinate, or None
                   mu0=1e-3,       # initial damping
-                  down=0.3, up=10.0,  # damping factors after a success / a failure
+                  down=0.3,       # damping factor after a step that lowered f
+                  up=10.0,        # damping factor after a step that did not
                   mu_max=1e6,     # largest damping
                  ):               # (x, f(x)) after the last iteration
     "Minimise `f` from `x` by damped Newton steps within [lo, hi]; each point moves only where its cost drops."
@@ -608,3 +635,47 @@ def report(cfg):
     for m in b['warnings']:
         print('  warning:', m)
     return b
+
+# %% ../nbs/00_core.ipynb #ddp00002
+def dist_env():
+    "(rank, world size, local rank) of this process as torchrun set them; (0, 1, 0) without torchrun."
+    get = lambda k, d: int(os.environ.get(k, d))
+    return get('RANK', 0), get('WORLD_SIZE', 1), get('LOCAL_RANK', 0)
+
+# %% ../nbs/00_core.ipynb #a820bf45
+def cli_options(ap:argparse.ArgumentParser,  # the parser the options are added to
+                func,                        # a function whose parameters have docments comments
+                skip=(),                     # parameters that are not options
+                **defaults,                  # the command line's own defaults, for parameters without one
+               )->argparse.ArgumentParser:   # `ap`
+    """Add `func`'s parameters to `ap` as options with dashes (`data_dir` -> `--data-dir`): type, default and help from
+    the signature and its docments (fastcore's `Param`, as `anno_parser`), required without a default, `--no-x`
+    for a flag `x` that is on by default, one or more values for a list default."""
+    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
+        if k in skip or k == 'self' or v.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        anno = None if v.anno is inspect.Parameter.empty else v.anno
+        p = Param(v.docment or '', _union_type(anno) or anno)
+        p.set_default(defaults.get(k, v.default))
+        flag, kw = k.replace('_', '-'), dict(p.kwargs, dest=k, required=not p.opt)
+        if isinstance(p.default, (list, tuple)) and p.default:       # a list default: one or more values of its type
+            kw.update(nargs='+', type=type(p.default[0]), default=list(p.default))
+        if p.negated: flag, kw['help'] = f'no-{flag}', f'turn {k} off; {k}: {v.docment}'
+        ap.add_argument(f'--{flag}', **kw)
+    return ap
+
+# %% ../nbs/00_core.ipynb #66a57b6e
+@contextlib.contextmanager
+def cli_errors(prog:str):  # the command's name, the first word of each message
+    """A command's errors as one line `prog: message` on stderr (rank 0 only) and exit status 1, no traceback; its
+    warnings one line each (`prog: warning: ...`)."""
+    fmt, warnings.formatwarning = warnings.formatwarning, lambda msg, *args, **kw: f'{prog}: warning: {msg}\n'
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, OSError, FolderLocked, ArithmeticError) as e:     # a line, no traceback
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if dist_env()[0] == 0: print(f'{prog}: {msg}', file=sys.stderr, flush=True)
+        sys.exit(1)
+    finally:
+        warnings.formatwarning = fmt
+        if dist.is_initialized(): dist.destroy_process_group()

@@ -12,11 +12,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import record_function
 from fastcore.basics import patch
-from fastcore.docments import docments
-from fastcore.script import Param, _union_type      # _union_type: how fastcore's anno_parser reads `int | float`
 from tqdm.auto import tqdm
 from .core import Config, load_preset, atomic_write_text, check_keys, read_json, dir_lock, FolderLocked
-from .core import move_aside, set_aside, cat_batches
+from .core import move_aside, set_aside, cat_batches, dist_env, cli_options, cli_errors
 from .data import ShardDataset, DataError, true_cov, loader, to_device, n_samples, check_data, read_config
 from .data import manifest_hash
 from .covariance import build_effective_cov, cov_kwargs, count_sources, subspace_error
@@ -26,19 +24,13 @@ from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 
 # %% auto #0
-__all__ = ['load_params', 'dist_env', 'init_dist', 'Trainer', 'cli_options', 'cli_errors', 'train_cli', 'launch_ddp']
+__all__ = ['load_params', 'init_dist', 'Trainer', 'train_cli', 'launch_ddp']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
     "Hyperparameters from a JSON file: an HPO best.json (its 'params') or a plain dict; unknown names are an error."
     d = read_json(path, 'params file')
     return dict(check_keys(d.get('params', d), f'params file {path}'))
-
-# %% ../nbs/05_train.ipynb #ddp00002
-def dist_env():
-    "(rank, world size, local rank) of this process as torchrun set them; (0, 1, 0) without torchrun."
-    get = lambda k, d: int(os.environ.get(k, d))
-    return get('RANK', 0), get('WORLD_SIZE', 1), get('LOCAL_RANK', 0)
 
 # %% ../nbs/05_train.ipynb #cdacbbd4
 def init_dist(device='cpu'):
@@ -453,44 +445,6 @@ def fit(self: Trainer,
     finally:
         locks.close()
     return state['best']
-
-# %% ../nbs/05_train.ipynb #a820bf45
-def cli_options(ap:argparse.ArgumentParser,  # the parser the options are added to
-                func,                        # a function whose parameters have docments comments
-                skip=(),                     # parameters that are not options
-                **defaults,                  # the command line's own defaults, for parameters without one
-               )->argparse.ArgumentParser:   # `ap`
-    """Add `func`'s parameters to `ap` as options with dashes (`data_dir` -> `--data-dir`): type, default and help from
-    the signature and its docments (fastcore's `Param`, as `anno_parser`), required without a default, `--no-x`
-    for a flag `x` that is on by default, one or more values for a list default."""
-    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
-        if k in skip or k == 'self' or v.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        anno = None if v.anno is inspect.Parameter.empty else v.anno
-        p = Param(v.docment or '', _union_type(anno) or anno)
-        p.set_default(defaults.get(k, v.default))
-        flag, kw = k.replace('_', '-'), dict(p.kwargs, dest=k, required=not p.opt)
-        if isinstance(p.default, (list, tuple)) and p.default:       # a list default: one or more values of its type
-            kw.update(nargs='+', type=type(p.default[0]), default=list(p.default))
-        if p.negated: flag, kw['help'] = f'no-{flag}', f'turn {k} off; {k}: {v.docment}'
-        ap.add_argument(f'--{flag}', **kw)
-    return ap
-
-# %% ../nbs/05_train.ipynb #66a57b6e
-@contextlib.contextmanager
-def cli_errors(prog:str):  # the command's name, the first word of each message
-    """A command's errors as one line `prog: message` on stderr (rank 0 only) and exit status 1, no traceback; its
-    warnings one line each (`prog: warning: ...`)."""
-    fmt, warnings.formatwarning = warnings.formatwarning, lambda msg, *args, **kw: f'{prog}: warning: {msg}\n'
-    try:
-        yield
-    except (ValueError, KeyError, TypeError, OSError, FolderLocked, ArithmeticError) as e:     # a line, no traceback
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        if dist_env()[0] == 0: print(f'{prog}: {msg}', file=sys.stderr, flush=True)
-        sys.exit(1)
-    finally:
-        warnings.formatwarning = fmt
-        if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/05_train.ipynb #528a221a
 def _cli_params(params_json:str='',  # an HPO best.json or a JSON dict of config overrides
