@@ -7,7 +7,7 @@ Usage: python bench/bench_coded_ml.py [--presets tiny seed] [--n 256] [--batch 1
 import time
 import torch
 from common import emit, peak_rss_mb, command_line
-from ris_music import load_preset, make_codebook, simulate, build_effective_cov, cov_kwargs, metrics
+from ris_music import load_preset, make_codebook, simulate, build_effective_cov, cov_kwargs, metrics, cat_batches
 from ris_music.data import complete_batch
 from ris_music.music import music_localize
 from ris_music.coded_ml import coded_ml_localize, range_posterior
@@ -26,7 +26,7 @@ def run(preset, n, batch):
         s = slice(i, i + batch)
         outs.append(coded_ml_localize(cfg, sc['y'][s], sc['H'][s], codes[s], sc['noise_var'][s], timers=timers))
     dt = time.perf_counter() - t
-    est = {k: torch.cat([o[k] for o in outs]) for k in ('K', 'phi', 'theta', 'r', 'mask')}
+    est = cat_batches(outs)
     m = metrics(cfg, est, sc)
     t = time.perf_counter()
     for i, o in zip(range(0, n, batch), outs):

@@ -20,7 +20,7 @@ from .covariance import build_effective_cov, cov_kwargs, mdl, aic, count_sources
 from .covariance import subspace_error
 from .metrics import metrics, match, pair_cost, score, crb, fisher, crb_table, scene_snr, by_snr, confusion
 from .music import music_localize, music_spectrum, music_grid, newton_refine, pick_peaks
-from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, cml_cov, cml_refine, cache_coded_ml
+from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, cache_coded_ml
 from .coded_ml import order_select, range_posterior
 from .model import RisNet, infer, decide_k, load_model, with_coded_ml
 from .loss import loss_terms, signal_projector
@@ -29,7 +29,8 @@ from .train import Trainer, load_params
 # these modules load optuna or plotly: their names are imported on first use
 _LAZY = {'run_hpo': 'hpo', 'SPACES': 'hpo', 'sweep': 'evaluate', 'run_methods': 'evaluate', 'summarize': 'evaluate',
          'report_html': 'evaluate', 'METHOD_STYLE': 'evaluate', 'METHODS': 'evaluate', 'register': 'evaluate',
-         'Method': 'evaluate'}
+         'Method': 'evaluate', 'check_eval_params': 'evaluate',
+         'cml_cov': 'coded_ml', 'cml_refine': 'coded_ml'}   # (the last two: deprecated aliases, they warn)
 
 def __getattr__(name):
     "The HPO and evaluation names, imported on first use (so `import ris_music` loads neither optuna nor plotly)."

@@ -4,26 +4,26 @@
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00003
 from __future__ import annotations
-import os, sys, json, math, time, functools, contextlib
+import os, sys, json, math, time, functools, contextlib, numbers, warnings, inspect
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import Config, steering, positions, direction, search_box, source_mask
+from .core import Config, steering, positions, direction, search_box, source_mask, as_tensor, NonFiniteError
 from .core import SearchGrid, clamp_box, to_points, from_points, damped_newton, cat_batches
+from .core import cli_options, cli_errors
 from .data import ShardDataset, read_manifest, read_config, write_derived, has_derived, derived_dir
+from .data import hold_dataset
 
 # %% auto #0
-__all__ = ['CODED_ML_OSR', 'CML_OSR', 'cml_cov', 'cml_refine', 'CODED_ML_FIELDS', 'CODED_ML_VERSION', 'CML_FIELDS', 'CML_VERSION',
-           'coded_ml_grid', 'cml_grid', 'n_cells_default', 'steering_derivs', 'snapshot_manifold', 'grid_manifold',
-           'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle', 'glrt_threshold', 'stop_threshold', 'order_select',
-           'sml_refine', 'coded_ml_localize', 'coded_ml_cov', 'coded_ml_refine', 'profile_cost', 'range_posterior',
-           'cache_coded_ml', 'coded_ml_cli']
+__all__ = ['CODED_ML_OSR', 'CODED_ML_FIELDS', 'CODED_ML_VERSION', 'coded_ml_grid', 'n_cells_default', 'steering_derivs',
+           'snapshot_manifold', 'grid_manifold', 'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle',
+           'glrt_threshold', 'stop_threshold', 'order_select', 'sml_refine', 'coded_ml_localize', 'coded_ml_cov',
+           'coded_ml_refine', 'profile_cost', 'range_posterior', 'cache_coded_ml', 'coded_ml_cli']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
 CODED_ML_OSR = (0.75, 0.5)  # default detection-grid oversampling in angle and 1/r
-CML_OSR = CODED_ML_OSR      # deprecated alias
 
 # %% ../nbs/02c_coded_ml.ipynb #6f121e67
 def coded_ml_grid(cfg, osr_ang=1.0, osr_rng=1.0):
@@ -36,10 +36,16 @@ def coded_ml_grid(cfg, osr_ang=1.0, osr_rng=1.0):
     return SearchGrid(cfg, (n(p1 - p0, step_ang), n(t1 - t0, step_ang_v), n(1 / r0 - 1 / r1, step_rho)))
 
 # %% ../nbs/02c_coded_ml.ipynb #03878468
-def cml_grid(cfg, osr_ang=1.0, osr_rng=1.0, device=None):
-    "Deprecated (use `coded_ml_grid`): the detection grid's points (G, 3) on `device` and its shape."
+def _cml_grid(cfg, osr_ang=1.0, osr_rng=1.0, device=None):
+    "Deprecated `cml_grid` (use `coded_ml_grid`): the detection grid's points (G, 3) on `device` and its shape."
     grid = coded_ml_grid(cfg, osr_ang, osr_rng)
     return grid.points.to(device), grid.shape
+
+# %% ../nbs/02c_coded_ml.ipynb #a544ae17
+@functools.lru_cache(maxsize=16)
+def _grid_on(grid, device):
+    "A grid's points (G, 3) and steps (3,) on `device`, copied there once (the CPU tensors themselves on the CPU)."
+    return grid.points.to(device), grid.step.to(device)
 
 # %% ../nbs/02c_coded_ml.ipynb #ea7b093f
 def n_cells_default(cfg):
@@ -88,9 +94,9 @@ def snapshot_manifold(cfg:Config,  # the configuration
     return Z[..., 0]
 
 # %% ../nbs/02c_coded_ml.ipynb #744875a9
-def grid_manifold(cfg, grid, H, codes):
-    "conj(z_l(g)) on the grid as (B, L, M, G) complex64, and ||z_l(g)||^2 as (B, L, G)."
-    A = steering(cfg, grid[:, 0], grid[:, 1], 1 / grid[:, 2], dtype=torch.complex64)   # (G, N)
+def grid_manifold(cfg, points, H, codes):
+    "conj(z_l(g)) at grid points (G, 3) as (B, L, M, G) complex64, and ||z_l(g)||^2 as (B, L, G)."
+    A = steering(cfg, points[:, 0], points[:, 1], 1 / points[:, 2], dtype=torch.complex64)   # (G, N)
     Xc = (codes[:, :, None, :] * H[:, None, :, :]).conj().to(torch.complex64)          # (B, L, M, N)
     Zc = Xc @ A.conj().T                                                               # (B, L, M, G)
     nrm = (Zc.real ** 2 + Zc.imag ** 2).sum(-2)
@@ -241,7 +247,7 @@ def matched_filter(Zc,         # the grid manifold z_l(g)* (B, L, M, G) of `grid
 # %% ../nbs/02c_coded_ml.ipynb #2fd9a69c
 def _grid_dist(grid, a, b):
     "Distance between points (..., 3) in units of the grid's steps (max over the three axes)."
-    return ((a - b).abs() / grid.step.to(a.device, a.dtype)).amax(-1)
+    return ((a - b).abs() / _grid_on(grid, a.device)[1].to(a.dtype)).amax(-1)
 
 # %% ../nbs/02c_coded_ml.ipynb #6b943194
 def _relax_moves(cfg, p, y, H, codes, Zc, nrm, grid, min_move):
@@ -250,7 +256,7 @@ def _relax_moves(cfg, p, y, H, codes, Zc, nrm, grid, min_move):
     _, loo = matched_filter(Zc, nrm, y, Z, s_, Gi, loo=True)                           # (b, K, G)
     best, gi = loo.max(-1)                                                             # (b, K)
     cur = ((s_.real ** 2 + s_.imag ** 2) / torch.diagonal(Gi, dim1=-2, dim2=-1).real).sum(1)  # current T_j(p_j)
-    cand = grid.point(gi).to(p.device)                                                 # (b, K, 3)
+    cand = _grid_on(grid, p.device)[0][gi]                                             # (b, K, 3)
     far = _grid_dist(grid, cand, p) > min_move
     gain = torch.where(far, best.double() - cur, torch.full_like(cur, -math.inf))
     gbest, j = gain.max(-1)
@@ -270,11 +276,15 @@ def relax_cycle(cfg:Config,          # the configuration
                 Zc,                  # the grid manifold z_l(g)* (B, L, M, G) of `grid_manifold`
                 nrm,                 # its norms ||z_l(g)||^2 (B, L, G)
                 grid:SearchGrid,     # the detection grid Zc was built on
+                *,                   # the settings by name only
                 iters:int=6,         # LM iterations after a move
                 min_move:float=1.0,  # least move, in grid steps
                 active=None,         # (B,) scenes to try (default all): those that moved in the previous cycle
                ):                    # p, J, s and which scenes moved (B,)
     "One RELAX cycle: per scene, move the source whose re-detection (others fixed) gains most; keep it if J drops."
+    if not isinstance(grid, SearchGrid):
+        raise TypeError(f"relax_cycle: grid must be the SearchGrid of the detection (coded_ml_grid), got "
+                        f"{type(grid).__name__}")
     act = torch.ones(p.shape[0], dtype=torch.bool, device=p.device) if active is None else active
     ia = act.nonzero()[:, 0]
     if ia.numel() == 0:
@@ -384,39 +394,80 @@ def sml_refine(cfg:Config,  # the configuration (the search box)
     return x[..., :3], torch.exp(x[..., 3]), f
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00024
-def _check(cfg, y, H, codes, K):
-    "Validate shapes and the model order; returns (B, L, M, N) and K as a (B,) long tensor or None."
-    if not (isinstance(y, torch.Tensor) and y.dim() == 3):
-        raise ValueError(f"coded_ml_localize: y must be a (B, L, M) tensor, got {getattr(y, 'shape', type(y))}")
+def _tensor(x, name, who):
+    "x as a tensor (numpy arrays and numbers accepted); a TypeError naming the argument if it is neither."
+    try: return as_tensor(x)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{who}: {name} must be a tensor or a numpy array, got {type(x).__name__}") from None
+
+# %% ../nbs/02c_coded_ml.ipynb #5d53a71f
+def _check(cfg, y, H, codes, who='coded_ml_localize'):
+    """Validate the config and the snapshots, channels and codes (tensors or numpy arrays): shapes, finite values, no
+    scene all zeros; returns (B, L, M, N) and y, H, codes as tensors."""
+    if not isinstance(cfg, Config): raise ValueError(f"{who}: cfg must be a Config, got {type(cfg).__name__}")
+    y, H, codes = _tensor(y, 'y', who), _tensor(H, 'H', who), _tensor(codes, 'codes', who)
+    if y.dim() != 3: raise ValueError(f"{who}: y must be a (B, L, M) tensor or array, got shape {tuple(y.shape)}")
     B, L, M = y.shape
-    if not (isinstance(H, torch.Tensor) and H.dim() == 3 and H.shape[0] == B and H.shape[1] == M):
-        raise ValueError(f"coded_ml_localize: H must be (B, M, N) = ({B}, {M}, N), got {getattr(H, 'shape', type(H))}")
+    if not (H.dim() == 3 and H.shape[0] == B and H.shape[1] == M):
+        raise ValueError(f"{who}: H must be (B, M, N) = ({B}, {M}, N), got shape {tuple(H.shape)}")
     N = H.shape[2]
     if N != cfg.N:
-        raise ValueError(f"coded_ml_localize: H has N = {N} columns but the config has N = {cfg.N}")
-    if not (isinstance(codes, torch.Tensor) and tuple(codes.shape) == (B, L, N)):
-        raise ValueError(f"coded_ml_localize: codes must be (B, L, N) = ({B}, {L}, {N}), "
-                         f"got {getattr(codes, 'shape', type(codes))}")
-    if K is not None:
-        Kt = torch.as_tensor(K, device=y.device).long().reshape(-1)
-        if Kt.numel() == 1:
-            Kt = Kt.expand(B)
-        if Kt.numel() != B:
-            raise ValueError(f"coded_ml_localize: K must be an int or a ({B},) tensor, got shape {tuple(Kt.shape)}")
-        bad = (Kt < cfg.K_min) | (Kt > cfg.K_max)
-        if bool(bad.any()):
-            v = Kt[bad][0].item()
-            raise ValueError(f"coded_ml_localize: K = {v} is outside [K_min, K_max] = [{cfg.K_min}, {cfg.K_max}]")
-        K = Kt.clone()
-    return (B, L, M, N), K
+        raise ValueError(f"{who}: H has N = {N} columns but the config has N = {cfg.N}")
+    if tuple(codes.shape) != (B, L, N):
+        raise ValueError(f"{who}: codes must be (B, L, N) = ({B}, {L}, {N}), got shape {tuple(codes.shape)}")
+    for name, x in (('y', y), ('H', H), ('codes', codes)):
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteError(f"{who}: {name} has {int((~torch.isfinite(x)).sum())} non-finite entries")
+        zero = (x == 0).flatten(1).all(-1)
+        if bool(zero.any()):
+            raise ValueError(f"{who}: {name}[{int(zero.nonzero()[0, 0])}] is all zeros (a scene with nothing "
+                             "measured); drop that scene or check how the batch was built")
+    return (B, L, M, N), y, H, codes
 
-# %% ../nbs/02c_coded_ml.ipynb #9c0135a5
-def _check_options(cost, criterion):
-    "Validate the cost and the model-order criterion."
-    if cost not in ('cml', 'sml'):
-        raise ValueError(f"coded_ml_localize: cost must be 'cml' or 'sml', got {cost!r}")
-    if criterion not in ('bic', 'mdl', 'glrt'):
-        raise ValueError(f"coded_ml_localize: criterion must be 'bic', 'mdl' or 'glrt', got {criterion!r}")
+# %% ../nbs/02c_coded_ml.ipynb #3cfbe4de
+def _orders(K, B, lo, hi, who, device, what='[K_min, K_max]'):
+    "K (an int or (B,) values) as a (B,) long tensor of whole numbers in [lo, hi]; a clear error naming K if not."
+    Kt = _tensor(K, 'K', who).to(device).reshape(-1)
+    if Kt.is_floating_point() and not bool((Kt == Kt.round()).all()):
+        raise ValueError(f"{who}: K must hold whole numbers of sources, got {Kt[Kt != Kt.round()][0].item()}")
+    Kt = Kt.long()
+    if Kt.numel() == 1: Kt = Kt.expand(B)
+    if Kt.numel() != B:
+        raise ValueError(f"{who}: K must be an int or a ({B},) tensor, got shape {tuple(Kt.shape)}")
+    bad = (Kt < lo) | (Kt > hi)
+    if bool(bad.any()):
+        raise ValueError(f"{who}: K = {Kt[bad][0].item()} is outside {what} = [{lo}, {hi}]")
+    return Kt.clone()
+
+# %% ../nbs/02c_coded_ml.ipynb #a393249e
+def _noise_var(noise_var, B, device, who):
+    "The noise variance (a float or (B,) values) as a (B,) float64 tensor, each finite and > 0; a clear error if not."
+    nv = _tensor(noise_var, 'noise_var', who).to(device=device, dtype=torch.float64).reshape(-1)
+    if nv.numel() not in (1, B):
+        raise ValueError(f"{who}: noise_var must be a float or a ({B},) tensor (one per scene), "
+                         f"got {nv.numel()} values")
+    if not bool(torch.isfinite(nv).all()): raise NonFiniteError(f"{who}: noise_var is NaN or infinite")
+    if bool((nv <= 0).any()): raise ValueError(f"{who}: noise_var must be > 0, got {nv[nv <= 0][0].item()}")
+    return nv.expand(B).contiguous()
+
+# %% ../nbs/02c_coded_ml.ipynb #40c127fe
+def _check_options(opt, chunk, mem_mb):
+    "Validate coded_ml_localize's settings (opt as it builds them, chunk, mem_mb); a clear error naming the bad one."
+    bad = lambda name, want: ValueError(f"coded_ml_localize: {name} must be {want}, got {opt.get(name, chunk)!r}")
+    if opt['cost'] not in ('cml', 'sml'): raise bad('cost', "'cml' or 'sml'")
+    if opt['criterion'] not in ('bic', 'mdl', 'glrt'): raise bad('criterion', "'bic', 'mdl' or 'glrt'")
+    real = lambda v: isinstance(v, numbers.Real) and math.isfinite(v)
+    if not (real(opt['pfa']) and 0 < opt['pfa'] < 1): raise bad('pfa', 'a false-alarm rate in (0, 1)')
+    osr = opt['osr']
+    if not (isinstance(osr, (tuple, list)) and len(osr) == 2 and all(real(o) and o > 0 for o in osr)):
+        raise bad('osr', 'two finite oversampling factors > 0 (angle, 1/r)')
+    for name in ('iters', 'n_relax', 'relax_iters', 'polish_iters', 'sml_iters'):
+        if not (isinstance(opt[name], numbers.Integral) and opt[name] >= 0): raise bad(name, 'an integer >= 0')
+    if not (real(opt['min_move']) and opt['min_move'] >= 0): raise bad('min_move', 'a finite number >= 0')
+    if chunk is not None and not (isinstance(chunk, numbers.Integral) and chunk >= 1):
+        raise bad('chunk', 'an integer >= 1 (scenes per chunk) or None')
+    if not (isinstance(mem_mb, numbers.Integral) and mem_mb > 0):
+        raise ValueError(f"coded_ml_localize: mem_mb must be an integer > 0 (MB), got {mem_mb!r}")
 
 # %% ../nbs/02c_coded_ml.ipynb #3bba44c0
 @contextlib.contextmanager
@@ -433,7 +484,7 @@ def _fit_next(cfg, p, S, grid, k, opt, timers):
     with _timed(timers, 'detection'):
         Z, s_, Gi = _projector_parts(cfg, p, y, H, codes)
         stat, _ = matched_filter(S['Zc'], S['nrm'], y, Z, s_, Gi)
-        p = torch.cat([p, grid.point(stat.argmax(-1)).to(p.device)[:, None]], 1)
+        p = torch.cat([p, _grid_on(grid, p.device)[0][stat.argmax(-1)][:, None]], 1)
     with _timed(timers, 'refinement'):
         p, J, s = vp_refine(cfg, p, y, H, codes, opt['iters'])
     with _timed(timers, 'relax'):
@@ -463,7 +514,7 @@ def _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers):
     B, L, _ = y.shape
     dev = y.device
     with _timed(timers, 'grid_manifold'):
-        Zc, nrm = grid_manifold(cfg, grid.points.to(dev), H, codes)
+        Zc, nrm = grid_manifold(cfg, _grid_on(grid, dev)[0], H, codes)
     S = dict(y=y, H=H, codes=codes, Zc=Zc, nrm=nrm, nv=nv, **({} if K is None else dict(K=K)))  # per active scene
     del Zc, nrm                                                                        # compaction frees the old copy
     thr = stop_threshold(cfg, opt['criterion'], opt['pfa'], len(grid))
@@ -535,10 +586,17 @@ def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
             P, power = _sml_polish(cfg, P, power, Khat, y, H, codes, nv, opt['sml_iters'])
     return _chunk_output(O, Khat, kfit, Jall, P, power)
 
+# %% ../nbs/02c_coded_ml.ipynb #c8044743
+def _no_scenes(cfg, device):
+    "coded_ml_localize's output for an empty batch (B = 0): every field with its usual dtype and trailing shape."
+    Km, z = cfg.K_max, lambda *shape: torch.zeros(*shape, dtype=torch.float64, device=device)
+    none = torch.zeros(0, dtype=torch.long, device=device)
+    return _chunk_output(z(0, Km, Km, 4), none, none, z(0, Km + 1), z(0, Km, 3), z(0, Km))
+
 # %% ../nbs/02c_coded_ml.ipynb #f825d4d7
 @torch.no_grad()
 def coded_ml_localize(cfg:Config,        # the configuration
-                      y,                 # raw coded snapshots (B, L, M)
+                      y,                 # raw coded snapshots (B, L, M) (tensors or numpy arrays)
                       H,                 # known BS-RIS channels (B, M, N)
                       codes,             # the RIS codes of the snapshots (B, L, N)
                       noise_var=1.0,     # known noise variance sigma^2 (float or (B,) tensor)
@@ -563,24 +621,25 @@ def coded_ml_localize(cfg:Config,        # the configuration
     Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,), J (B, K_max+1) residual energies, the
     same fields prefixed full_ for the largest fit of each scene (all K_max sources with early_stop=False), and
     order_phi, order_theta, order_r, order_power (B, K_max, K_max): the fit of every order k (row k-1, first k sources).
+    An empty batch (B = 0) gives these fields with no rows.
     """
-    if not isinstance(cfg, Config):
-        raise ValueError(f"coded_ml_localize: cfg must be a Config, got {type(cfg).__name__}")
-    (B, L, M, N), K = _check(cfg, y, H, codes, K)
+    (B, L, M, N), y, H, codes = _check(cfg, y, H, codes)
+    dev = y.device
+    K = None if K is None else _orders(K, B, cfg.K_min, cfg.K_max, 'coded_ml_localize', dev)
     criterion = cfg.cml_criterion if criterion is None else criterion
     pfa = cfg.cml_pfa if pfa is None else pfa
-    _check_options(cost, criterion)
-    dev = y.device
-    y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
-    nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).reshape(-1).expand(B).contiguous()
-    if chunk is None:
-        per_scene = L * len(coded_ml_grid(cfg, *osr)) * (8 * M + 64)                 # grid manifold + statistics
-        chunk = int(max(1, min(256, (mem_mb << 20) // per_scene)))
+    opt = dict(criterion=criterion, cost=cost, pfa=pfa, osr=osr, iters=iters, n_relax=n_relax, relax_iters=relax_iters,
+               min_move=min_move, polish_iters=polish_iters, sml_iters=sml_iters, early_stop=early_stop)
+    _check_options(opt, chunk, mem_mb)
+    nv = _noise_var(noise_var, B, dev, 'coded_ml_localize')
     timers = {} if timers is None else timers
     for name in ('grid_manifold', 'detection', 'refinement', 'relax', 'order', 'sml'):
         timers.setdefault(name, 0.0)
-    opt = dict(criterion=criterion, cost=cost, pfa=pfa, osr=osr, iters=iters, n_relax=n_relax, relax_iters=relax_iters,
-               min_move=min_move, polish_iters=polish_iters, sml_iters=sml_iters, early_stop=early_stop)
+    if B == 0: return _no_scenes(cfg, dev)
+    y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
+    if chunk is None:
+        per_scene = L * len(coded_ml_grid(cfg, *osr)) * (8 * M + 64)                 # grid manifold + statistics
+        chunk = int(max(1, min(256, (mem_mb << 20) // per_scene)))
     parts = [_localize_chunk(cfg, y[i:i + chunk], H[i:i + chunk], codes[i:i + chunk], nv[i:i + chunk],
                              None if K is None else K[i:i + chunk], opt, timers) for i in range(0, B, chunk)]
     return cat_batches(parts)
@@ -588,27 +647,43 @@ def coded_ml_localize(cfg:Config,        # the configuration
 # %% ../nbs/02c_coded_ml.ipynb #cml00032
 def coded_ml_cov(cfg, est, dtype=torch.complex64):
     "The structured covariance A diag(power) A^H (B, N, N) of an estimate dict (phi, theta, r, power, mask)."
+    if not isinstance(est, dict) or any(k not in est for k in ('phi', 'theta', 'r', 'power', 'mask')):
+        raise ValueError("coded_ml_cov: est must be an estimate dict with phi, theta, r, power and mask")
+    est = {k: _tensor(est[k], f'est[{k!r}]', 'coded_ml_cov') for k in ('phi', 'theta', 'r', 'power', 'mask')}
     A = steering(cfg, est['phi'], est['theta'], est['r'].clamp_min(1e-3), dtype)          # (B, K_max, N)
     p = (est['power'] * est['mask']).to(A.real.dtype)
     return (A.mT * p[:, None, :]) @ A.conj()
 
-cml_cov = coded_ml_cov  # deprecated alias
+# %% ../nbs/02c_coded_ml.ipynb #a9569045
+def _polish_inputs(cfg, y, H, codes, est, K, who):
+    """The checked inputs of a polish of given estimates: y, H, codes (complex128), the estimate's phi, theta, r
+    (B, K_max) as finite tensors (numpy accepted) and K (B,) in [0, K_max]; a clear error naming the bad one."""
+    (B, _, _, _), y, H, codes = _check(cfg, y, H, codes, who)
+    y, H, codes = (x.to(device=y.device, dtype=torch.complex128) for x in (y, H, codes))
+    if not isinstance(est, dict) or any(k not in est for k in ('phi', 'theta', 'r')):
+        raise ValueError(f"{who}: est must be an estimate dict with phi, theta and r (B, K_max)")
+    est = {k: _tensor(est[k], f'est[{k!r}]', who) for k in ('phi', 'theta', 'r')}
+    shapes = [tuple(v.shape) for v in est.values()]
+    if len(set(shapes)) != 1 or len(shapes[0]) != 2 or shapes[0][0] != B:
+        raise ValueError(f"{who}: est's phi, theta and r must be (B, K_max) with B = {B}, got shapes {shapes}")
+    for k, v in est.items():
+        if not bool(torch.isfinite(v).all()): raise NonFiniteError(f"{who}: est[{k!r}] is NaN or infinite")
+    K = _orders(K, B, 0, shapes[0][1], who, y.device, "[0, K_max] (the estimate's slots)")
+    return y, H, codes, est, K
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00041
 @torch.no_grad()
 def coded_ml_refine(cfg:Config,  # the configuration
-                    y,           # snapshots (B, L, M)
+                    y,           # snapshots (B, L, M) (tensors or numpy arrays)
                     H,           # BS-RIS channels (B, M, N)
                     codes,       # RIS codes (B, L, N)
                     est,         # starting estimate dict (phi, theta, r) (B, K_max)
-                    K,           # sources to polish per scene (B,)
+                    K,           # sources to polish per scene (B,), each in [0, K_max]
                     iters=10,    # LM iterations
                    ):
     "Polish the first K[b] sources of an estimate dict (phi, theta, r) by VP-LM on the snapshots; adds the cost J (B,)."
-    dev = y.device
-    y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
-    K = torch.as_tensor(K, device=dev).long()
-    Km = est['phi'].shape[-1]
+    y, H, codes, est, K = _polish_inputs(cfg, y, H, codes, est, K, 'coded_ml_refine')
+    dev, (B, Km) = y.device, est['phi'].shape
     lo, hi = search_box(cfg, device=dev)
     p0 = clamp_box(to_points(est).to(dev), lo, hi)
     P = torch.zeros(len(K), Km, 3, dtype=torch.float64, device=dev)
@@ -621,8 +696,6 @@ def coded_ml_refine(cfg:Config,  # the configuration
         power[idx, :k] = (sk.real ** 2 + sk.imag ** 2).mean(1)
     mask = source_mask(K, Km)
     return dict(from_points(P, mask, power=power), mask=mask, K=K, J=J)
-
-cml_refine = coded_ml_refine  # deprecated alias
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00046
 def profile_cost(cfg:Config,  # the configuration
@@ -658,7 +731,23 @@ def _posterior_moments(J, pts, nv):
     m1, m2 = (w / pts).sum(-1), (w / pts ** 2).sum(-1)
     return m1, (m2 - m1 ** 2).clamp_min(0).sqrt()
 
+# %% ../nbs/02c_coded_ml.ipynb #8e4bbdb0
+def _renamed(**old):
+    "Decorator: the function still takes the old keyword names (old='new') of renamed parameters, with a warning."
+    def wrap(f):
+        @functools.wraps(f)
+        def g(*args, **kw):
+            for o, n in old.items():
+                if o in kw:
+                    if n in kw: raise TypeError(f"{f.__name__}: give {n} only ({o} is its old name)")
+                    warnings.warn(f"{f.__name__}({o}=...) is deprecated: use {n}=...", DeprecationWarning, stacklevel=2)
+                    kw[n] = kw.pop(o)
+            return f(*args, **kw)
+        return g
+    return wrap
+
 # %% ../nbs/02c_coded_ml.ipynb #484f20ae
+@_renamed(grid='n_rho')
 @torch.no_grad()
 def range_posterior(cfg:Config,  # the configuration
                     y,           # snapshots (B, L, M)
@@ -667,26 +756,25 @@ def range_posterior(cfg:Config,  # the configuration
                     noise_var,   # noise variance sigma^2 (float or (B,))
                     est,         # estimate dict (phi, theta, r) (B, K_max)
                     K,           # sources per scene (B,)
-                    grid=64,     # points of the uniform 1/r grid
+                    n_rho=64,    # points of the uniform 1/r grid (`grid=`: its old name, deprecated)
                    ):
     """Posterior mean and standard deviation (B, K_max) of each source's range under the uniform-r prior, from the CML
     likelihood exp(-J/sigma^2) along 1/r, the other parameters at `est` (phi, theta, r), the amplitudes profiled."""
-    dev = y.device
-    y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
-    K = torch.as_tensor(K, device=dev).long()
-    B, Km = est['phi'].shape
-    if K.shape != (B,): raise ValueError(f"range_posterior: K has shape {tuple(K.shape)}, expected ({B},)")
-    nv = torch.as_tensor(noise_var, dtype=torch.float64, device=dev).reshape(-1).expand(B).clamp_min(1e-30)
+    y, H, codes, est, K = _polish_inputs(cfg, y, H, codes, est, K, 'range_posterior')
+    dev, (B, Km) = y.device, est['phi'].shape
+    if not (isinstance(n_rho, numbers.Integral) and n_rho >= 2):
+        raise ValueError(f"range_posterior: n_rho must be an integer >= 2 (points of the 1/r grid), got {n_rho!r}")
+    nv = _noise_var(noise_var, B, dev, 'range_posterior').clamp_min(1e-30)
     lo, hi = search_box(cfg, device=dev)
     p0 = clamp_box(to_points(est).to(dev), lo, hi)
-    rho = torch.linspace(float(lo[2]), float(hi[2]), grid, dtype=torch.float64, device=dev)
+    rho = torch.linspace(float(lo[2]), float(hi[2]), n_rho, dtype=torch.float64, device=dev)
     near = (rho[1] - rho[0]) * torch.tensor([-0.75, -0.5, -0.25, -0.125, 0.125, 0.25, 0.5, 0.75], device=dev)
     mean, std = est['r'].double().to(dev).clone(), torch.zeros(B, Km, dtype=torch.float64, device=dev)
     for k in range(1, Km + 1):
         idx = (K == k).nonzero()[:, 0]
         for j in range(k if idx.numel() else 0):
             pj = p0[idx, j, 2:3]
-            pts = torch.cat([rho.expand(len(idx), grid), pj, (pj + near).clamp(float(lo[2]), float(hi[2]))], -1)
+            pts = torch.cat([rho.expand(len(idx), n_rho), pj, (pj + near).clamp(float(lo[2]), float(hi[2]))], -1)
             pts = pts.sort(-1).values                                                  # (n, G) points in 1/r
             J = profile_cost(cfg, p0[idx, :k], j, pts, y[idx], H[idx], codes[idx])
             mean[idx, j], std[idx, j] = _posterior_moments(J, pts, nv[idx])
@@ -697,7 +785,6 @@ def range_posterior(cfg:Config,  # the configuration
 CODED_ML_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K', 'J', 'full_phi', 'full_theta', 'full_r', 'full_power',
                    'full_mask', 'order_phi', 'order_theta', 'order_r', 'order_power')
 CODED_ML_VERSION = 2  # bump when the estimator changes what it returns
-CML_FIELDS, CML_VERSION = CODED_ML_FIELDS, CODED_ML_VERSION  # deprecated aliases
 
 # %% ../nbs/02c_coded_ml.ipynb #b22f8dd5
 def _coded_ml_chunk(root, split, start, stop, cfg, settings):
@@ -708,38 +795,74 @@ def _coded_ml_chunk(root, split, start, stop, cfg, settings):
     return {k: e[k].numpy() for k in CODED_ML_FIELDS}
 
 # %% ../nbs/02c_coded_ml.ipynb #24e64f44
-def cache_coded_ml(root,                             # the dataset folder
-                   splits=('train', 'val', 'test'),  # the splits to cache
-                   cfg=None,                         # sets the model-order rule (default: the dataset's config)
-                   workers=2,                        # worker processes
-                   chunk=256,                        # samples per job
-                   progress=True,                    # print a line per split computed
-                   **settings,                       # further `coded_ml_localize` settings
+def _check_cache(root, splits, counts, workers, chunk, settings):
+    "The splits to cache (a tuple), after checking them, the worker and chunk counts and the estimator settings."
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    if not splits: raise ValueError(f"splits: none given (the dataset {root} has {', '.join(counts)})")
+    for s in splits:
+        if s not in counts:
+            raise ValueError(f"splits: {s!r} is not a split of the dataset {root} (it has {', '.join(counts)})")
+    for name, v in (('workers', workers), ('chunk', chunk)):
+        if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    own = ('cfg', 'y', 'H', 'codes', 'noise_var', 'K', 'early_stop', 'timers')
+    for k in settings:
+        if k not in inspect.signature(coded_ml_localize).parameters or k in own:
+            raise TypeError(f"cache_coded_ml: {k!r} is not a coded_ml_localize setting that a cache can change")
+    return splits
+
+# %% ../nbs/02c_coded_ml.ipynb #765b51af
+def _check_writable(root):
+    "A PermissionError, before any work, unless the coded-ML cache can be written under `root`/derived."
+    p = derived_dir(root, 'coded_ml', 'train').parent
+    while not p.exists() and p != p.parent: p = p.parent
+    if not os.access(p, os.W_OK):
+        raise PermissionError(f"{root}: the dataset is read-only here ({p} is not writable), so its coded-ML estimates "
+                              "cannot be cached; make it writable or copy the dataset to a writable folder")
+
+# %% ../nbs/02c_coded_ml.ipynb #321dd426
+def _cache_split(root, split, n, cfg, settings, record, workers, chunk, mhash):
+    "Compute the coded-ML estimates of a split's n samples in jobs of `chunk` and write them; returns the seconds."
+    jobs = [(root, split, i, min(i + chunk, n), cfg, settings) for i in range(0, n, chunk)]
+    t0 = time.time()
+    if workers > 1 and len(jobs) > 1:
+        import ris_music.coded_ml as lib                  # workers import the installed module
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn')) as ex:
+            parts = list(ex.map(lib._coded_ml_chunk, *zip(*jobs)))
+    else: parts = [_coded_ml_chunk(*j) for j in jobs]
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in CODED_ML_FIELDS}
+    write_derived(root, 'coded_ml', split, arrays, record, manifest=mhash)
+    return round(time.time() - t0, 2)
+
+# %% ../nbs/02c_coded_ml.ipynb #ceb5c2bc
+def cache_coded_ml(root:str,                              # the dataset folder
+                   splits:list=('train', 'val', 'test'),  # the splits to cache
+                   cfg:Config=None,                       # sets the model-order rule (default: the dataset's config)
+                   workers:int=2,                         # worker processes
+                   chunk:int=256,                         # samples per job
+                   progress:bool=True,                    # print a line per split computed
+                   **settings,                            # further `coded_ml_localize` settings
                   ):
     """Compute (or reuse) the coded-ML estimates of every sample of the splits as derived data 'coded_ml'.
 
     `cfg` (default: the dataset's) sets the model-order rule (cml_criterion, cml_pfa); a cache made with another rule,
-    other estimator settings or another CODED_ML_VERSION is recomputed."""
-    cfg = cfg or read_config(root)
-    record = dict(settings, criterion=cfg.cml_criterion, pfa=cfg.cml_pfa, version=CODED_ML_VERSION, early_stop=False)
-    counts = read_manifest(root)['counts']
-    done = {}
-    for split in splits:
-        n = counts[split]
-        if n == 0 or has_derived(root, 'coded_ml', split, record): continue
-        jobs = [(root, split, i, min(i + chunk, n), cfg, settings) for i in range(0, n, chunk)]
-        t0 = time.time()
-        if workers > 1 and len(jobs) > 1:
-            import ris_music.coded_ml as lib                  # workers import the installed module
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn')) as ex:
-                parts = list(ex.map(lib._coded_ml_chunk, *zip(*jobs)))
-        else: parts = [_coded_ml_chunk(*j) for j in jobs]
-        arrays = {k: np.concatenate([p[k] for p in parts]) for k in CODED_ML_FIELDS}
-        write_derived(root, 'coded_ml', split, arrays, record)
-        done[split] = round(time.time() - t0, 2)
-        if progress:
-            where = derived_dir(root, 'coded_ml', split)
-            print(f'coded-ML {split}: {n} samples in {done[split]:.1f} s -> {where}', flush=True)
+    other estimator settings or another CODED_ML_VERSION is recomputed. The dataset is held (`hold_dataset`) from the
+    first read to the last write, so `ris_generate --overwrite` cannot replace it meanwhile."""
+    read_manifest(root)                                   # a clear error, before anything, if it is no dataset
+    with hold_dataset(root, 'ris_coded_ml') as mhash:
+        counts = read_manifest(root)['counts']
+        splits = _check_cache(root, splits, counts, workers, chunk, settings)
+        cfg = cfg or read_config(root)
+        record = dict(settings, criterion=cfg.cml_criterion, pfa=cfg.cml_pfa, version=CODED_ML_VERSION,
+                      early_stop=False)
+        todo = [s for s in splits if counts[s] and not has_derived(root, 'coded_ml', s, record)]
+        if todo: _check_writable(root)
+        done = {}
+        for split in todo:
+            done[split] = _cache_split(root, split, counts[split], cfg, settings, record, workers, chunk, mhash)
+            if progress:
+                where = derived_dir(root, 'coded_ml', split)
+                print(f'coded-ML {split}: {counts[split]} samples in {done[split]:.1f} s -> {where}', flush=True)
     return done
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00039
@@ -747,10 +870,22 @@ def coded_ml_cli(argv=None):
     "ris_coded_ml DIR: compute (or reuse) the coded-ML estimates of every sample of a dataset."
     import argparse
     ap = argparse.ArgumentParser(prog='ris_coded_ml', description=coded_ml_cli.__doc__)
-    ap.add_argument('root')
-    ap.add_argument('--splits', nargs='+', default=['train', 'val', 'test'])
-    ap.add_argument('--workers', type=int, default=2)
-    ap.add_argument('--chunk', type=int, default=256)
-    a = ap.parse_args(argv)
-    secs = cache_coded_ml(a.root, tuple(a.splits), workers=a.workers, chunk=a.chunk)
-    print(json.dumps(dict(root=a.root, seconds=secs)))
+    ap.add_argument('root', help='the dataset folder')
+    cli_options(ap, cache_coded_ml, skip=('root', 'cfg'))
+    a = vars(ap.parse_args(argv))
+    with cli_errors('ris_coded_ml'):
+        secs = cache_coded_ml(**a)
+        print(json.dumps(dict(root=a['root'], seconds=secs)))
+
+# %% ../nbs/02c_coded_ml.ipynb #c6e56d84
+_DEPRECATED = dict(CML_OSR='CODED_ML_OSR', CML_FIELDS='CODED_ML_FIELDS', CML_VERSION='CODED_ML_VERSION',
+                   cml_cov='coded_ml_cov', cml_refine='coded_ml_refine', cml_grid='_cml_grid')  # old name -> new
+
+# %% ../nbs/02c_coded_ml.ipynb #27c4935a
+def __getattr__(name):
+    "The names of earlier versions of this module (`cml_cov`, `CML_OSR`, ...): still given, with a DeprecationWarning."
+    if name in _DEPRECATED:
+        use = 'coded_ml_grid(cfg, ...).points' if name == 'cml_grid' else _DEPRECATED[name]
+        warnings.warn(f'ris_music.coded_ml.{name} is deprecated: use {use}', DeprecationWarning, stacklevel=2)
+        return globals()[_DEPRECATED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -346,7 +346,10 @@ PRESETS = {
 def load_preset(name='tiny', **overrides) -> Config:
     "The `Config` of a named preset or of a JSON file, with `overrides` applied; unknown names are an error."
     if str(name).endswith('.json'):
-        base = dict(check_keys(read_json(name, 'config file'), f'config file {name}'))
+        d = read_json(name, 'config file')
+        if not isinstance(d, dict):
+            raise ValueError(f"config file {name}: expected a JSON object of config fields, got a {type(d).__name__}")
+        base = dict(check_keys(d, f'config file {name}'))
     elif name in PRESETS:
         base = dict(PRESETS[name], preset=name)
     else:

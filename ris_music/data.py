@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #3d6e363e
 from __future__ import annotations
-import os, sys, json, math, time, shutil, hashlib, argparse
+import os, re, sys, json, math, time, shutil, hashlib, argparse, contextlib
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
@@ -17,20 +17,59 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, read_json
 from .core import atomic_write, atomic_write_text, source_mask, dir_lock, FolderLocked, real_dtype
+from .core import cli_options, cli_errors
 
 # %% auto #0
-__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'FIELDS', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov',
-           'pinv_right', 'backproject', 'r_samp', 'simulate', 'complete_batch', 'shard_seed', 'config_hash', 'sha256',
-           'save_npy', 'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
-           'derived_dir', 'write_derived', 'read_derived', 'has_derived', 'ShardDataset', 'loader', 'to_device',
-           'n_samples', 'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
+__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel', 'source_cov',
+           'true_cov', 'pinv_right', 'backproject', 'r_samp', 'simulate', 'complete_batch', 'shard_seed', 'config_hash',
+           'sha256', 'save_npy', 'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config',
+           'manifest_hash', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived',
+           'has_derived', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset',
+           'verify_cli', 'generate_cli']
+
+# %% ../nbs/01_data.ipynb #11bae7af
+def _too_close(phi, theta, sep):
+    "Which scenes (n,) have a pair of sources closer than `sep` (radians) in (phi, theta)."
+    d = torch.hypot(phi[:, :, None] - phi[:, None], theta[:, :, None] - theta[:, None])
+    return torch.tril(d < sep, -1).flatten(1).any(-1)
+
+# %% ../nbs/01_data.ipynb #f44b1adc
+def _room(width, height, sep):
+    """An upper bound on how many points at least `sep` apart a `width` x `height` box holds: the fewest cells of
+    a grid of a x b cells (a^2 + b^2 = sep^2, so two points in one cell are closer than sep) that cover it."""
+    if sep <= 0: return math.inf
+    cells = lambda a, b: (math.floor(width / a) + 1) * (math.floor(height / b) + 1)
+    return min(cells(sep * math.cos(t), sep * math.sin(t)) for t in np.linspace(0.01, math.pi / 2 - 0.01, 64))
+
+# %% ../nbs/01_data.ipynb #c4884b3e
+def _separate(cfg, phi, theta, g, tries=10_000):
+    """Redraw every position of the scenes that are still too close (the per-source redraws of `draw_scenes` can end in
+    a corner where no position is far enough from the others) until none is; a ValueError naming `min_sep_deg` when
+    the box cannot hold K_max sources that far apart, or when `tries` whole-scene draws did not find such scenes."""
+    sep, Km = math.radians(cfg.min_sep_deg), cfg.K_max
+    (p0, t0, _), (p1, t1, _) = cfg.bounds
+    deg = lambda a, b: f"[{math.degrees(a):g}, {math.degrees(b):g}]"
+    box = f"the box phi {deg(p0, p1)}, theta {deg(t0, t1)} deg"
+    fail = lambda why: ValueError(f"min_sep_deg={cfg.min_sep_deg:g} cannot be met: {why} {Km} sources (K_max) that far "
+                                  f"apart in {box}; lower min_sep_deg or K_max, or widen phi_deg/theta_deg")
+    if Km > 1 and _room(p1 - p0, t1 - t0, sep) < Km: raise fail('there is no room for')
+    bad = _too_close(phi, theta, sep)
+    for _ in range(tries):
+        if not bad.any(): return phi, theta
+        nb = int(bad.sum())
+        phi[bad] = p0 + (p1 - p0) * torch.rand(nb, Km, generator=g, dtype=torch.float64)
+        theta[bad] = t0 + (t1 - t0) * torch.rand(nb, Km, generator=g, dtype=torch.float64)
+        bad = _too_close(phi, theta, sep)
+    if bad.any(): raise fail(f'{tries} random draws did not place')
+    return phi, theta
 
 # %% ../nbs/01_data.ipynb #887b8747
 def draw_scenes(cfg:Config,  # the configuration (K range, search bounds, ranges, SNR range, min_sep_deg)
                 n:int,  # how many scenes
                 g:torch.Generator,  # the random generator (every draw comes from it)
                )->dict:  # K (n,) int8; phi, theta, r, snr_db (n, K_max) float32, zero beyond K
-    "Draw `n` scenes: K, (phi, theta, r) and per-source SNR, padded to K_max (sources beyond K are zero)."
+    """Draw `n` scenes: K, (phi, theta, r) and per-source SNR, padded to K_max (sources beyond K are zero). Every pair
+    of the K_max positions is at least `min_sep_deg` apart in (phi, theta); a ValueError when that cannot be met."""
     Km = cfg.K_max
     K = torch.randint(cfg.K_min, Km + 1, (n,), generator=g)
     (p0, t0, _), (p1, t1, _) = cfg.bounds
@@ -44,6 +83,7 @@ def draw_scenes(cfg:Config,  # the configuration (K range, search bounds, ranges
             break
         phi = torch.where(bad, p0 + (p1 - p0) * u(), phi)
         theta = torch.where(bad, t0 + (t1 - t0) * u(), theta)
+    phi, theta = _separate(cfg, phi, theta, g)  # (draws nothing when the loop above met min_sep, as it does in presets)
     r = cfg.r_min + (cfg.r_max - cfg.r_min) * u()
     snr = cfg.snr_min_db + (cfg.snr_max_db - cfg.snr_min_db) * u()
     mask = source_mask(K, Km)
@@ -104,6 +144,37 @@ def r_samp(y, Hpinv, codes, noise_var=None):
         R = R - as_tensor(noise_var, R.real.dtype, R.device)[..., None, None] * G * (codes.mT.conj() @ codes) / L
     return R
 
+# %% ../nbs/01_data.ipynb #2953f76c
+def _check_simulate(cfg, n, g, codebook):
+    "The count and the codebook (a tensor), after checking the arguments of `simulate` (errors name the argument)."
+    if not isinstance(cfg, Config):
+        raise TypeError(f"simulate: cfg must be a Config (load_preset), got {type(cfg).__name__}")
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"simulate: n (the number of scenes) must be an int >= 0, got {n!r}")
+    if not isinstance(g, torch.Generator):
+        raise TypeError(f"simulate: g must be a torch.Generator, got {type(g).__name__}")
+    if not isinstance(codebook, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"simulate: codebook must be a tensor or numpy array (n_codes, N), got "
+                        f"{type(codebook).__name__}")
+    cb = as_tensor(codebook)
+    if cb.ndim != 2 or cb.shape[0] < 1 or cb.shape[1] != cfg.N or not cb.is_complex():
+        raise ValueError(f"simulate: codebook must be complex (n_codes >= 1, N={cfg.N}) for this config, got "
+                         f"{cb.dtype} of shape {tuple(cb.shape)}")
+    return int(n), cb
+
+# %% ../nbs/01_data.ipynb #854e1597
+def _symbol_factor(S, act):
+    """A factor F with F F^T = S of each scene's source covariance (n, K_max, K_max), the identity on absent sources:
+    the Cholesky factor, or where S is singular (coherent sources, source_corr = 1) one from its eigenvectors, with
+    as many columns as S's rank (coherent symbols are then exactly rank 1)."""
+    F, info = torch.linalg.cholesky_ex(S + torch.diag_embed(1 - act))
+    sing = info != 0
+    if sing.any():
+        lam, V = torch.linalg.eigh(S[sing])
+        lam = torch.where(lam > 1e-12 * lam.amax(-1, keepdim=True), lam, torch.zeros_like(lam))
+        F[sing] = V * lam.sqrt()[..., None, :]
+    return F
+
 # %% ../nbs/01_data.ipynb #d804cf57
 def simulate(cfg:Config,  # the configuration of the scenes, the channel and the RIS
              n:int,  # how many scenes
@@ -111,7 +182,9 @@ def simulate(cfg:Config,  # the configuration of the scenes, the channel and the
              codebook:torch.Tensor,  # (n_codes, N) the RIS configurations the snapshots choose from
              latent:bool=False,  # also return the symbols `s` (n, L, K_max) and the RIS-domain snapshots `x` (n, L, N)
             )->dict:  # the per-scene fields of a shard (`SHARD_FIELDS`), and `s`, `x` with `latent`
-    "Simulate `n` scenes; returns a dict of per-scene fields (and the latent symbols with `latent=True`)."
+    """Simulate `n` scenes; returns a dict of per-scene fields (and the latent symbols with `latent=True`). The codebook
+    may be a numpy array; bad arguments are errors that name them."""
+    n, codebook = _check_simulate(cfg, n, g, codebook)
     sc = draw_scenes(cfg, n, g)
     nc = codebook.shape[0]
     if nc >= cfg.L:
@@ -122,7 +195,7 @@ def simulate(cfg:Config,  # the configuration of the scenes, the channel and the
     A = steering(cfg, sc['phi'], sc['theta'], sc['r'].clamp_min(1e-3))  # (n, Km, N); padded slots have r = 0
     S = source_cov(cfg, sc['snr_db'].double(), sc['K'])  # (n, Km, Km)
     act = source_mask(sc['K'].long(), cfg.K_max).double()
-    Lc = torch.linalg.cholesky(S + torch.diag_embed(1 - act))  # identity on absent sources
+    Lc = _symbol_factor(S, act)
     w = torch.randn(n, cfg.L, cfg.K_max, generator=g, dtype=torch.complex128)
     s = ((w @ Lc.mT.to(w.dtype)) * act[:, None]).to(torch.complex64)  # fresh symbols per snapshot
     x = s @ A  # (n, L, N) at the RIS
@@ -167,7 +240,17 @@ SHARD_FIELDS = {  # name: (per-sample shape as a function of cfg, numpy dtype)
     'K': (lambda c: (), 'int8'),
     'noise_var': (lambda c: (), 'float32'),
 }
-FIELDS = SHARD_FIELDS  # the earlier name, kept as an alias
+
+# %% ../nbs/01_data.ipynb #e19851b5
+_DEPRECATED = dict(FIELDS='SHARD_FIELDS')  # earlier names: {old: new}
+
+
+def __getattr__(name):
+    "The earlier names of this module (`FIELDS`), with a DeprecationWarning."
+    if name in _DEPRECATED:
+        warnings.warn(f"ris_music.data.{name} is deprecated; use {_DEPRECATED[name]}", DeprecationWarning, stacklevel=2)
+        return globals()[_DEPRECATED[name]]
+    raise AttributeError(f"module 'ris_music.data' has no attribute {name!r}")
 
 # %% ../nbs/01_data.ipynb #ca7d19ed
 def shard_seed(seed, split, index):
@@ -240,10 +323,14 @@ def write_shard(cfg:Config,  # the dataset's configuration
     tmp.mkdir(parents=True)
     g = torch.Generator().manual_seed(shard_seed(seed, split, index))
     cb = make_codebook(cfg, seed)
-    files = _save_fields(tmp, [simulate(cfg, min(chunk, n - i), g, cb) for i in range(0, n, chunk)])
-    rec = dict(split=split, index=index, n=n, seed=shard_seed(seed, split, index), path=f'{split}/{index:05d}',
-               files=files, config_hash=config_hash(cfg), generator_version=GEN_VERSION)
-    atomic_write_text(tmp / 'shard.json', json.dumps(rec, indent=1))
+    try:
+        files = _save_fields(tmp, [simulate(cfg, min(chunk, n - i), g, cb) for i in range(0, n, chunk)])
+        rec = dict(split=split, index=index, n=n, seed=shard_seed(seed, split, index), path=f'{split}/{index:05d}',
+                   files=files, config_hash=config_hash(cfg), generator_version=GEN_VERSION)
+        atomic_write_text(tmp / 'shard.json', json.dumps(rec, indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failing write leaves no temporary folder behind
+        raise
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -272,7 +359,8 @@ def _existing(root, cfg, split, index, n, seed):
     except (OSError, ValueError):
         return None
     ok = (
-        rec.get('n') == n
+        isinstance(rec, dict) and isinstance(rec.get('files'), dict)     # (a hand-edited shard.json: not kept)
+        and rec.get('n') == n
         and rec.get('seed') == shard_seed(seed, split, index)
         and rec.get('config_hash') == config_hash(cfg)
         and rec.get('generator_version') == GEN_VERSION
@@ -281,12 +369,27 @@ def _existing(root, cfg, split, index, n, seed):
     )
     return rec if ok else None
 
+# %% ../nbs/01_data.ipynb #36df3026
+def _other_shards(root, cfg, counts, shard_size, seed):
+    """What a run would replace of the shards a stopped run left without a manifest: those whose record says another
+    config, seed or size (a rerun of the same command keeps them; any other run needs `overwrite`)."""
+    want = {(s, i): n for s, i, n in _plan(counts, shard_size)}
+    other = []
+    for (s, i), d in _scan(root)[0].items() if root.is_dir() else []:
+        try: rec = json.loads((d / 'shard.json').read_text())
+        except (OSError, ValueError): continue                          # an unfinished folder of a run: rewritten
+        if not isinstance(rec, dict): continue                           # (so is a damaged record)
+        same = rec.get('n') == want.get((s, i)) and rec.get('config_hash') == config_hash(cfg)
+        if not (same and rec.get('seed') == shard_seed(seed, s, i)): other.append(f'{s}/{i:05d}')
+    more = f' and {len(other) - 3} more' if len(other) > 3 else ''
+    return [f"shards {', '.join(other[:3])}{more} of a stopped run with other settings (no manifest)"] if other else []
+
 # %% ../nbs/01_data.ipynb #ed4db3bb
 def _replaces(root, cfg, counts, shard_size, seed):
     "What a run would replace or delete of the dataset already in root (empty list: nothing, or a resume of it)."
     try: m = json.loads((root / 'manifest.json').read_text())
-    except (OSError, ValueError): return []
-    if not isinstance(m, dict): return []
+    except (OSError, ValueError): m = None
+    if not isinstance(m, dict): return _other_shards(root, cfg, counts, shard_size, seed)
     diff = []
     if m.get('config_hash') != config_hash(cfg):
         diff.append(f"config (preset {m.get('preset')!r}, hash {str(m.get('config_hash'))[:10]} -> preset "
@@ -306,12 +409,63 @@ def _checked_sizes(cfg, n_train, n_val, n_test, shard_size):
         test=cfg.n_test if n_test is None else n_test,
     )
     for k, v in counts.items():
-        if not isinstance(v, int) or v < 0:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ValueError(f"generate_dataset: n_{k} must be a non-negative int, got {v!r}")
     shard_size = cfg.shard_size if shard_size is None else shard_size
-    if not isinstance(shard_size, int) or shard_size < 1:
+    if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
         raise ValueError(f"generate_dataset: shard_size must be >= 1, got {shard_size}")
     return counts, shard_size
+
+# %% ../nbs/01_data.ipynb #f1c2adb5
+def _checked_run(cfg, out_dir, workers, seed, overwrite, progress):
+    "A TypeError or ValueError naming the argument unless the other arguments of a run are valid."
+    if not isinstance(cfg, Config):
+        raise TypeError(f"generate_dataset: cfg must be a Config (load_preset), got {type(cfg).__name__}")
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise TypeError(f"generate_dataset: out_dir must be a folder path, got {out_dir!r}")
+    for k, v, lo, hi in (('workers', workers, 1, 4096), ('seed', seed, 0, 2 ** 63 - 1)):
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError(f"generate_dataset: {k} must be an int in [{lo}, {hi}], got {v!r}")
+    for k, v in (('overwrite', overwrite), ('progress', progress)):
+        if not isinstance(v, bool): raise TypeError(f"generate_dataset: {k} must be True or False, got {v!r}")
+
+# %% ../nbs/01_data.ipynb #320dc9f0
+_SHARD_NAME, _TMP_NAME = re.compile(r'\d{5}'), re.compile(r'\.\d{5}\.tmp\d+')
+_SHARD_FILES = {f'{k}.npy' for k in SHARD_FIELDS} | {'shard.json'}
+
+
+def _is_shard_dir(d):
+    "Whether folder `d` is a shard folder as `write_shard` writes it: five digits, only shard files (and temporaries)."
+    return bool(_SHARD_NAME.fullmatch(d.name)) and not d.is_symlink() and all(
+        f.is_file() and (f.name in _SHARD_FILES or (f.name.startswith('.') and '.tmp' in f.name)) for f in d.iterdir())
+
+# %% ../nbs/01_data.ipynb #e1695eb0
+def _scan(root):
+    """The folders under root's split folders: {(split, index): path} of the shard folders, the temporary folders of
+    interrupted runs, and the others (also a split folder that is not a folder); plain files are left out."""
+    own, tmp, other = {}, [], []
+    for s in SPLITS:
+        d = root / s
+        if d.is_symlink() or (d.exists() and not d.is_dir()):
+            other.append(d)
+            continue
+        for e in sorted(d.iterdir()) if d.is_dir() else []:
+            if not (e.is_dir() or e.is_symlink()): continue                       # a file: left alone
+            if _TMP_NAME.fullmatch(e.name) and not e.is_symlink(): tmp.append(e)
+            elif _is_shard_dir(e): own[(s, int(e.name))] = e
+            elif not e.name.startswith('.'): other.append(e)                       # (hidden ones: left alone)
+    return own, tmp, other
+
+# %% ../nbs/01_data.ipynb #0a575fc6
+def _check_foreign(root):
+    "A FileExistsError naming what in `root` a run could not account for (before it creates or deletes anything)."
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"generate_dataset: out_dir {root} is a file, not a folder; use another out_dir")
+    other = _scan(root)[2] if root.is_dir() else []
+    if other:
+        more = f" (and {len(other) - 1} more)" if len(other) > 1 else ''
+        raise FileExistsError(f"{other[0]}{more}: not a shard folder of ris_generate (five digits, only shard files); "
+                              f"generating into {root} could delete or mix it: move it away, or use another out_dir")
 
 # %% ../nbs/01_data.ipynb #e0cacd32
 def generate_dataset(cfg:Config,  # the configuration (its physics fields fix the data)
@@ -326,10 +480,14 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
                      overwrite:bool=False,  # replace a dataset of another config, seed or shard size, or shrink one
                     )->dict:  # the manifest
     """Generate (or complete) a sharded dataset for `cfg` under `out_dir`; returns the manifest. The folder is locked
-    while it runs; a dataset of another config, seed or shard size, or a smaller one, is replaced only with
-    `overwrite`."""
-    root = Path(out_dir)
+    while it runs (and refused while anybody holds it, `hold_dataset`); a dataset of another config, seed or shard
+    size, or a smaller one, is replaced only with `overwrite`. Only its own shard folders are ever deleted: any other
+    folder under a split folder is an error before any work. Arguments are checked before anything is created."""
+    _checked_run(cfg, out_dir, workers, seed, overwrite, progress)
     counts, shard_size = _checked_sizes(cfg, n_train, n_val, n_test, shard_size)
+    root = Path(out_dir)
+    _check_foreign(root)
+    draw_scenes(cfg, 64, torch.Generator().manual_seed(0))  # a min_sep_deg that cannot be met: an error here, no later
     root.mkdir(parents=True, exist_ok=True)
     with dir_lock(root, 'ris_generate'):
         diff = _replaces(root, cfg, counts, shard_size, seed)
@@ -337,7 +495,7 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
             raise FileExistsError(f"{root} holds another dataset ({'; '.join(diff)}): generating would replace or "
                                   "delete its shards. Use another folder, or overwrite=True (ris_generate --overwrite)")
         if diff:                                            # a crash from here on leaves no manifest over mixed shards
-            (root / 'manifest.json').unlink()
+            (root / 'manifest.json').unlink(missing_ok=True)
         return _generate(cfg, root, counts, shard_size, workers, seed, progress)
 
 # %% ../nbs/01_data.ipynb #e0e66372
@@ -381,11 +539,9 @@ def _write_shards(cfg, root, todo, workers, seed, progress):
 
 # %% ../nbs/01_data.ipynb #d84a6e49
 def _prune(root, recs):
-    "Remove the shard folders not in `recs` (a smaller rerun) and the temporary folders of interrupted runs."
-    for s in SPLITS:
-        for d in (root / s).glob('*') if (root / s).exists() else []:
-            if d.is_dir() and (d.name.startswith('.') or (s, int(d.name)) not in recs):
-                shutil.rmtree(d)
+    "Remove this run's shard folders not in `recs` (a smaller rerun) and the temporary folders of interrupted runs."
+    own, tmp, _ = _scan(root)                               # anything else is left alone
+    for d in tmp + [p for k, p in own.items() if k not in recs]: shutil.rmtree(d)
 
 # %% ../nbs/01_data.ipynb #1ab347df
 def _manifest(cfg, counts, shard_size, seed, cbp, shards):
@@ -408,18 +564,62 @@ def _manifest(cfg, counts, shard_size, seed, cbp, shards):
 class DataError(ValueError):
     "A dataset that is missing, malformed or inconsistent with its manifest."
 
+# %% ../nbs/01_data.ipynb #d60371b7
+_MISSING = object()
+_is_count = lambda v, lo=0: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+_TOP = dict(format=str, config=dict, config_hash=str, counts=dict, fields=dict, shards=list, codebook=dict)
+
+
+def _need(p, where, value, ok, want):
+    "A DataError naming the manifest `p` and its field `where` unless `ok`."
+    if ok: return
+    got = ('is missing' if value is _MISSING else 'is null' if value is None
+           else f"is {type(value).__name__} {json.dumps(value)[:60]}")
+    raise DataError(f"{p}: manifest field {where!r} {got}, it must be {want} (the manifest is damaged or was edited: "
+                    "rerun the ris_generate command that made the dataset)")
+
+# %% ../nbs/01_data.ipynb #14228e84
+def _check_shard_record(p, i, s):
+    "The schema of the manifest's record of shard `i`: split, n, path and a SHA-256 for every field's file."
+    w = f'shards[{i}]'
+    _need(p, w, s, isinstance(s, dict), 'a JSON object')
+    get = lambda k, d=s: d.get(k, _MISSING)
+    _need(p, f'{w}.split', get('split'), get('split') in SPLITS, f'one of {list(SPLITS)}')
+    _need(p, f'{w}.n', get('n'), _is_count(get('n')), 'an int >= 0')
+    _need(p, f'{w}.path', get('path'), isinstance(get('path'), str) and bool(s['path']), 'a folder path (str)')
+    _need(p, f'{w}.files', get('files'), isinstance(get('files'), dict), 'a JSON object {field: SHA-256}')
+    for k in SHARD_FIELDS:
+        v = get(k, s['files'])
+        _need(p, f'{w}.files.{k}', v, isinstance(v, str) and bool(re.fullmatch('[0-9a-f]{64}', v)),
+              'the SHA-256 of the file (64 hex digits): a shard is read only against its checksums')
+
+# %% ../nbs/01_data.ipynb #2d647035
+def _check_manifest(p, man):
+    "The schema of a manifest readers rely on: top-level fields and their types, counts, fields, codebook, shards."
+    for k, t in _TOP.items():
+        _need(p, k, man.get(k, _MISSING), isinstance(man.get(k), t), f"a JSON {'string' if t is str else t.__name__}")
+    if man['format'] != 'ris_music-shards': raise DataError(f"{p}: unknown format {man['format']!r}")
+    for s in SPLITS:
+        v = man['counts'].get(s, _MISSING)
+        _need(p, f'counts.{s}', v, _is_count(v), 'an int >= 0')
+    for k, lo in (('seed', 0), ('shard_size', 1)):
+        if k in man: _need(p, k, man[k], _is_count(man[k], lo), f'an int >= {lo}')
+    for k, f in man['fields'].items():
+        ok = isinstance(f, dict) and isinstance(f.get('shape'), list) and all(_is_count(x) for x in f['shape'])
+        _need(p, f'fields.{k}', f, ok and isinstance(f.get('dtype'), str), "{'shape': [ints >= 0], 'dtype': str}")
+    for k in ('path', 'sha256'):
+        _need(p, f'codebook.{k}', man['codebook'].get(k, _MISSING), isinstance(man['codebook'].get(k), str), 'a string')
+    for i, s in enumerate(man['shards']): _check_shard_record(p, i, s)
+
 # %% ../nbs/01_data.ipynb #61a38e6e
 def read_manifest(root):
-    "The manifest of the dataset at `root`, with a clear error if it is missing or malformed."
+    """The manifest of the dataset at `root`, with its schema checked (`_check_manifest`): a missing or malformed
+    manifest, a missing field or a value of the wrong type is a DataError naming the file and the field."""
     p = Path(root) / 'manifest.json'
     missing = f"{p}: no manifest (not a ris_music dataset, or generation did not finish)"
     man = read_json(p, 'manifest', DataError, missing)
     if not isinstance(man, dict): raise DataError(f"{p}: manifest is not a JSON object (got {type(man).__name__})")
-    for k in ('format', 'config', 'counts', 'fields', 'shards', 'codebook'):
-        if k not in man:
-            raise DataError(f"{p}: manifest has no field {k!r}")
-    if man['format'] != 'ris_music-shards':
-        raise DataError(f"{p}: unknown format {man['format']!r}")
+    _check_manifest(p, man)
     return man
 
 # %% ../nbs/01_data.ipynb #daf84381
@@ -436,30 +636,79 @@ def manifest_hash(root):
     man = {k: v for k, v in read_manifest(root).items() if k != 'generated'}
     return hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
 
+# %% ../nbs/01_data.ipynb #89a36e92
+DEMO_DATASET = dict(preset='tiny', n_train=240, n_val=80, n_test=80, shard_size=80, seed=0)  # the notebooks' demo
+DEMO_DIR = '../data/tiny_small'  # where it lives, relative to the notebooks' folder (papermill --cwd nbs)
+
+# %% ../nbs/01_data.ipynb #3a0d6a18
+def _is_demo(root):
+    "Whether `root` holds the complete demo dataset (`DEMO_DATASET`)."
+    try: man = read_manifest(root)
+    except DataError: return False
+    d = DEMO_DATASET
+    return (man['config_hash'] == config_hash(load_preset(d['preset'])) and man.get('seed') == d['seed']
+            and man.get('shard_size') == d['shard_size'] and man['counts'] == {s: d[f'n_{s}'] for s in SPLITS})
+
+# %% ../nbs/01_data.ipynb #c4a55a11
+def require_dataset(data_dir='',  # a dataset folder (it must hold a manifest); '' or None: the demo dataset
+                    demo_dir=DEMO_DIR,  # the demo dataset's folder (made there once when missing)
+                    progress:bool=True,  # show a progress bar while the demo dataset is made
+                   )->Path:  # the dataset folder to read
+    """The dataset folder a notebook reads: `data_dir` if it holds a dataset (else a DataError naming it and what to
+    do; the folder is not touched), or with `data_dir=''` the small demo dataset `DEMO_DATASET` in `demo_dir`, made
+    there the first time (`generate_dataset`) and reused afterwards."""
+    if data_dir not in ('', None):
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a folder path (str), got {type(data_dir).__name__} {data_dir!r}")
+        try: read_manifest(data_dir)
+        except DataError as e:
+            raise DataError(f"data_dir {str(data_dir)!r} is not a dataset ({e}); generate one there with "
+                            f"`ris_generate --out {data_dir}` (or rerun the ris_generate that was stopped), or leave "
+                            "data_dir empty for the notebooks' small demo dataset") from None
+        return Path(data_dir)
+    root, d = Path(demo_dir), DEMO_DATASET
+    if not _is_demo(root):
+        generate_dataset(load_preset(d['preset']), root, d['n_train'], d['n_val'], d['n_test'],
+                         shard_size=d['shard_size'], workers=1, seed=d['seed'], progress=progress)
+    return root
+
 # %% ../nbs/01_data.ipynb #der00002
 def derived_dir(root, name, split):
     "The folder of a split's derived data `name`."
     return Path(root) / 'derived' / name / split
 
-# %% ../nbs/01_data.ipynb #7e49265a
-def write_derived(root,  # the dataset folder
-                  name:str,  # the derived data's name (e.g. 'coded_ml'); batches get the fields as `<name>_<field>`
-                  split:str,  # 'train', 'val' or 'test'
-                  arrays:dict,  # {field: (n, ...) numpy array}, n the split's size, in the split's sample order
-                  settings:dict=None,  # what the data were computed with (recorded; `has_derived` compares it)
-                 )->Path:  # the folder written
-    "Write derived arrays (dict of (n, ...) numpy arrays, n = the split's size) atomically; returns the folder."
-    final = derived_dir(root, name, split)
-    n = read_manifest(root)['counts'][split]
-    for k, a in arrays.items():
-        if len(a) != n: raise DataError(f"write_derived {name!r}: field {k!r} has {len(a)} rows, the {split} split {n}")
+# %% ../nbs/01_data.ipynb #1364ae00
+@contextlib.contextmanager
+def hold_dataset(root,                   # the dataset folder
+                 what:str='reading',     # what the holder does (for the messages of others)
+                ):                       # yields the dataset's manifest hash (`manifest_hash`)
+    """Hold dataset `root` as a reader for the block (a shared `dir_lock`): `ris_generate` cannot replace it
+    meanwhile, and the block does not start while `ris_generate` writes it (`FolderLocked`). Every reader and writer
+    of derived data holds it; a job that computes derived data holds it from its first read to its last write."""
+    with dir_lock(root, what, shared=True):
+        yield manifest_hash(root)
+
+# %% ../nbs/01_data.ipynb #536e8b8a
+def _check_derived_args(name, split):
+    "A ValueError unless `name` is a plain folder name and `split` one of SPLITS."
+    if not isinstance(name, str) or not re.fullmatch(r'[A-Za-z0-9_.-]+', name) or name.startswith('.'):
+        raise ValueError(f"derived data: name must be a plain folder name (letters, digits, _ . -), got {name!r}")
+    if split not in SPLITS:
+        raise ValueError(f"derived data {name!r}: split must be one of {SPLITS}, got {split!r}")
+
+# %% ../nbs/01_data.ipynb #eacc21d7
+def _write_derived_folder(final, arrays, meta):
+    "Write the arrays and `meta.json` into a temporary folder, then rename it over `final` (the older version deleted)."
+    split = meta['split']
     tmp = final.with_name(f'.{split}.tmp{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for k, a in arrays.items(): save_npy(tmp / f'{k}.npy', np.ascontiguousarray(a))
-    meta = dict(name=name, split=split, n=n, manifest=manifest_hash(root), fields=sorted(arrays))
-    meta['settings'] = settings or {}
-    atomic_write_text(tmp / 'meta.json', json.dumps(meta, indent=1))
+    try:
+        for k, a in arrays.items(): save_npy(tmp / f'{k}.npy', np.ascontiguousarray(a))
+        atomic_write_text(tmp / 'meta.json', json.dumps(meta, indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)             # a failing write leaves nothing behind
+        raise
     if final.exists():                                     # an older version: move it aside in one rename, then delete
         old = final.with_name(f'.{split}.old{os.getpid()}')
         final.rename(old)
@@ -469,36 +718,72 @@ def write_derived(root,  # the dataset folder
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
+# %% ../nbs/01_data.ipynb #7e49265a
+def write_derived(root,  # the dataset folder
+                  name:str,  # the derived data's name (e.g. 'coded_ml'); batches get the fields as `<name>_<field>`
+                  split:str,  # 'train', 'val' or 'test'
+                  arrays:dict,  # {field: (n, ...) numpy array}, n the split's size, in the split's sample order
+                  settings:dict=None,  # what the data were computed with (recorded; `has_derived` compares it)
+                  manifest:str=None,  # the manifest hash the arrays were computed from (`hold_dataset`); None: now's
+                 )->Path:  # the folder written
+    """Write derived arrays (dict of (n, ...) numpy arrays, n = the split's size) atomically, holding the dataset
+    (`hold_dataset`); returns the folder. Arrays computed from another version of the dataset (`manifest`) are
+    refused."""
+    _check_derived_args(name, split)
+    with hold_dataset(root, f'writing derived data {name!r}') as now:
+        if manifest is not None and manifest != now:
+            raise DataError(f"{root}: the dataset changed while derived data {name!r} were computed (manifest "
+                            f"{manifest} -> {now}); compute them again")
+        n = read_manifest(root)['counts'][split]
+        if not isinstance(arrays, dict) or not all(isinstance(a, np.ndarray) and a.ndim for a in arrays.values()):
+            raise TypeError(f"write_derived {name!r}: arrays must be a dict of numpy arrays (n, ...), got "
+                            f"{arrays!r:.80}")
+        for k, a in arrays.items():
+            if len(a) != n:
+                raise DataError(f"write_derived {name!r}: field {k!r} has {len(a)} rows, the {split} split {n}")
+        meta = dict(name=name, split=split, n=n, manifest=now, fields=sorted(arrays), settings=settings or {})
+        return _write_derived_folder(derived_dir(root, name, split), arrays, meta)
+
+# %% ../nbs/01_data.ipynb #19ee5d7d
+def _open_derived(p, field, split, n):
+    "Memory-map one derived field, checked to have `n` rows (None: not checked)."
+    try: a = np.load(p, mmap_mode='r')
+    except (OSError, ValueError) as e: raise DataError(f"{p}: cannot read derived field {field!r} ({e})") from None
+    if n is not None and len(a) != n:
+        raise DataError(f"{p}: derived field {field!r} has {len(a)} rows, the {split} split has {n}")
+    return a
+
 # %% ../nbs/01_data.ipynb #d44d926e
 def read_derived(root,  # the dataset folder
                  name:str,  # the derived data's name
                  split:str,  # 'train', 'val' or 'test'
                  n:int=None,  # the number of rows each field must have (None: not checked)
                 )->dict:  # {field: memory-mapped numpy array}
-    "The memory-mapped derived arrays of a split, checked against the dataset's manifest."
+    "The memory-mapped derived arrays of a split, checked against the dataset's manifest (holding the dataset)."
+    _check_derived_args(name, split)
     d = derived_dir(root, name, split)
-    missing = f"{d}: no derived data {name!r} for the {split} split (compute it first, e.g. with cache_coded_ml)"
-    meta = read_json(d / 'meta.json', f'derived data {name!r}', DataError, missing)
-    if meta.get('manifest') != manifest_hash(root):
-        raise DataError(f"{d}: derived from another version of the dataset (manifest {meta.get('manifest')}, "
-                        f"now {manifest_hash(root)}); compute it again")
-    out = {}
-    for k in meta['fields']:
-        p = d / f'{k}.npy'
-        try: out[k] = np.load(p, mmap_mode='r')
-        except (OSError, ValueError) as e: raise DataError(f"{p}: cannot read derived field {k!r} ({e})") from None
-        if n is not None and len(out[k]) != n:
-            raise DataError(f"{p}: derived field {k!r} has {len(out[k])} rows, the {split} split has {n}")
-    return out
+    with hold_dataset(root, f'reading derived data {name!r}') as now:
+        if read_manifest(root)['counts'][split] == 0 and not (d / 'meta.json').exists():
+            raise DataError(f"{root}: the {split} split is empty (0 samples), so it has no derived data {name!r}; "
+                            f"generate the dataset with n_{split} > 0 (ris_generate --n-{split} N)")
+        missing = f"{d}: no derived data {name!r} for the {split} split (compute it first, e.g. with cache_coded_ml)"
+        meta = read_json(d / 'meta.json', f'derived data {name!r}', DataError, missing)
+        if not isinstance(meta, dict) or not isinstance(meta.get('fields'), list):
+            raise DataError(f"{d / 'meta.json'}: not a derived-data record (no list 'fields'); compute it again")
+        if meta.get('manifest') != now:
+            raise DataError(f"{d}: derived from another version of the dataset (manifest {meta.get('manifest')}, "
+                            f"now {now}); compute it again")
+        return {k: _open_derived(d / f'{k}.npy', k, split, n) for k in meta['fields']}
 
 # %% ../nbs/01_data.ipynb #60d83f3a
 def has_derived(root, name, split, settings=None):
     "Whether derived data `name` of a split exist for the current dataset (and, if given, with these settings)."
-    try: read_derived(root, name, split)
-    except DataError: return False
-    if settings is None: return True
-    meta = json.loads((derived_dir(root, name, split) / 'meta.json').read_text())
-    return meta.get('settings') == json.loads(json.dumps(settings))
+    with hold_dataset(root, f'reading derived data {name!r}'):
+        try: read_derived(root, name, split)
+        except DataError: return False
+        if settings is None: return True
+        meta = json.loads((derived_dir(root, name, split) / 'meta.json').read_text())
+        return meta.get('settings') == json.loads(json.dumps(settings))
 
 # %% ../nbs/01_data.ipynb #fc717748
 def _open_npy(path, field, man_field, n):
@@ -544,14 +829,22 @@ def _split_shards(root, man, split):
     return shards
 
 # %% ../nbs/01_data.ipynb #a173d32b
+def _codebook_problem(root, man):
+    "The codebook's problem (missing, or another checksum than the manifest's), or None."
+    p = root / man['codebook']['path']
+    if not p.is_file(): return f"{p}: codebook file is missing; rerun the ris_generate command that made the dataset"
+    if sha256(p) != man['codebook']['sha256']:
+        return (f"{p}: codebook checksum differs from the manifest's (the file is corrupt or was changed); "
+                "ris_generate repairs it")
+
+# %% ../nbs/01_data.ipynb #36da7669
 def _read_codebook(root, man, cfg):
-    "The dataset's codebook (n_codes, N), checked against the config."
+    "The dataset's codebook (n_codes, N), checked against the manifest's checksum and the config."
     cbp = root / man['codebook']['path']
-    if not cbp.exists():
-        raise DataError(f"{cbp}: codebook file is missing")
+    if (prob := _codebook_problem(root, man)): raise DataError(prob)
     codebook = torch.from_numpy(np.load(cbp))
-    if codebook.shape[1] != cfg.N:
-        raise DataError(f"{cbp}: codebook has {codebook.shape[1]} elements per code, config N={cfg.N}")
+    if codebook.ndim != 2 or codebook.shape[1] != cfg.N:
+        raise DataError(f"{cbp}: codebook has shape {tuple(codebook.shape)}, the config needs (n_codes, N={cfg.N})")
     return codebook
 
 # %% ../nbs/01_data.ipynb #b8851e12
@@ -567,6 +860,8 @@ class ShardDataset(torch.utils.data.Dataset):
                 ):
         if split not in SPLITS:
             raise ValueError(f"ShardDataset: split must be one of {SPLITS}, got {split!r}")
+        if not isinstance(derived, (tuple, list)) or not all(isinstance(d, str) for d in derived):
+            raise TypeError(f"ShardDataset: derived must be a tuple of names like ('coded_ml',), got {derived!r}")
         self.root, self.split, self.with_rsamp = Path(root), split, with_rsamp
         self.manifest = man = read_manifest(root)
         self.cfg = read_config(root)
@@ -610,7 +905,8 @@ def _indices(self:ShardDataset, idx):
 def _read(self:ShardDataset, idx):
     "The shard fields of samples `idx` (numpy arrays), and the shard of each sample."
     sh = np.searchsorted(self.offsets, idx, side='right') - 1
-    out = {k: np.empty((len(idx), *m.shape[1:]), m.dtype) for k, m in self.maps[0].items()} if self.maps else {}
+    fld = self.manifest['fields']  # (the shape and dtype of every file, checked when it was opened)
+    out = {k: np.empty((len(idx), *fld[k]['shape']), fld[k]['dtype']) for k in SHARD_FIELDS}
     for s in np.unique(sh):
         if self.verify and s not in self.verified: self.check_shard(s)
         sel = np.nonzero(sh == s)[0]
@@ -623,7 +919,7 @@ def _read(self:ShardDataset, idx):
 # %% ../nbs/01_data.ipynb #473884ff
 def _nonfinite_rows(a):
     "Which rows of a float or complex array hold a NaN or Inf (a bool array); None for other dtypes."
-    return ~np.isfinite(np.asarray(a)).reshape(len(a), -1).all(-1) if a.dtype.kind in 'fc' else None
+    return ~np.isfinite(np.asarray(a)).all(tuple(range(1, a.ndim))) if a.dtype.kind in 'fc' else None
 
 # %% ../nbs/01_data.ipynb #2fe23007
 @patch
@@ -662,6 +958,14 @@ def check_shard(self:ShardDataset, s):
                         "repairs it")
     self.verified.add(int(s))
 
+# %% ../nbs/01_data.ipynb #a1828b53
+@patch
+def derive(self:ShardDataset, b):
+    "Deprecated: `complete_batch(ds.cfg, b, ds.codebook, ds.with_rsamp)`, which it calls."
+    warnings.warn("ShardDataset.derive is deprecated; use complete_batch(ds.cfg, b, ds.codebook, ds.with_rsamp)",
+                  DeprecationWarning, stacklevel=2)
+    return complete_batch(self.cfg, b, self.codebook, self.with_rsamp)
+
 # %% ../nbs/01_data.ipynb #88b3500d
 @patch
 def check_all(self:ShardDataset):
@@ -673,6 +977,14 @@ def check_all(self:ShardDataset):
 def _identity(b):
     "The collate function of `loader`: a batch is already a dict of tensors."
     return b
+
+# %% ../nbs/01_data.ipynb #7b51760f
+def _check_loader(batch_size, workers, rank, world):
+    "A ValueError naming the argument unless the counts of `loader` are ints in range."
+    is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    for k, v, lo in (('batch_size', batch_size, 1), ('workers', workers, 0), ('world', world, 1), ('rank', rank, 0)):
+        if not is_int(v) or v < lo: raise ValueError(f"loader: {k} must be an int >= {lo}, got {v!r}")
+    if rank >= world: raise ValueError(f"loader: rank must be < world ({world}), got {rank}")
 
 # %% ../nbs/01_data.ipynb #c03fe2f9
 def loader(ds:ShardDataset,  # the split to read
@@ -687,6 +999,7 @@ def loader(ds:ShardDataset,  # the split to read
     """A DataLoader over the samples `idx` of ds in that order, fetching whole batches with ds.__getitems__. With
     `world` > 1, the share of process `rank`: each batch split in `world` near-equal parts (the global batch of a DDP
     step; a batch smaller than `world` is dropped), or with `deal` whole batches dealt round-robin (evaluation)."""
+    _check_loader(batch_size, workers, rank, world)
     idx = np.asarray(idx)
     batches = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
     if world > 1:
@@ -730,10 +1043,8 @@ def check_data(cfg, ds):
 
 # %% ../nbs/01_data.ipynb #3c4e0247
 def _codebook_problems(root, man):
-    "The codebook's problem (missing, or another checksum than the manifest's), if any."
-    p = root / man['codebook']['path']
-    ok = p.exists() and sha256(p) == man['codebook']['sha256']
-    return [] if ok else [f"{p}: codebook missing or checksum mismatch"]
+    "The codebook's problem (missing, or another checksum than the manifest's), if any, as a list."
+    return [p] if (p := _codebook_problem(root, man)) else []
 
 # %% ../nbs/01_data.ipynb #bf570036
 def _checksum_problems(root, man):
@@ -784,7 +1095,7 @@ def verify_dataset(root,  # the dataset folder
             try:
                 ds = ShardDataset(root, split, with_rsamp=True, verify=False)      # checksums checked above
             except DataError as e:
-                probs.append(str(e))
+                if str(e) not in probs: probs.append(str(e))       # (the codebook's problem is every split's)
                 continue
             probs += _value_problems(ds)
             if not probs: probs += _zero_rsamp(ds, chunk)
@@ -794,11 +1105,14 @@ def verify_dataset(root,  # the dataset folder
 
 # %% ../nbs/01_data.ipynb #100ddbb4
 def verify_cli(argv=None):
-    "ris_verify DIR: verify a dataset; exit status 1 and the list of problems when it is not sound."
+    """ris_verify DIR: verify a dataset; exit status 1 and the list of problems when it is not sound (any other error:
+    one line `ris_verify: ...`)."""
     ap = argparse.ArgumentParser(prog='ris_verify', description=verify_cli.__doc__)
     ap.add_argument('root', help=docments(verify_dataset)['root'])
-    a = ap.parse_args(argv)
-    probs = verify_dataset(a.root, raise_on_error=False)
+    a = cli_options(ap, verify_dataset, skip=('root', 'raise_on_error')).parse_args(argv)
+    with cli_errors('ris_verify'):
+        if a.chunk < 1: raise ValueError(f"--chunk must be >= 1, got {a.chunk}")
+        probs = verify_dataset(a.root, raise_on_error=False, chunk=a.chunk)
     for p in probs:
         print('ERROR', p, file=sys.stderr)
     if not probs:
@@ -807,25 +1121,24 @@ def verify_cli(argv=None):
 
 # %% ../nbs/01_data.ipynb #669a6fa2
 def _generate_parser():
-    "The flags of ris_generate: `generate_dataset`'s parameters, dashed (--n-train), with their documentation."
-    doc = docments(generate_dataset)
+    "The flags of ris_generate: `--preset`, `--out`, and `generate_dataset`'s parameters, dashed (`cli_options`)."
     ap = argparse.ArgumentParser(prog='ris_generate', description='Generate a sharded ris_music dataset.')
-    ap.add_argument('--preset', default='tiny', help='a preset name or the path of a .json config')
-    ap.add_argument('--out', required=True, help=doc['out_dir'])
-    for k in ('n_train', 'n_val', 'n_test', 'shard_size'):
-        ap.add_argument('--' + k.replace('_', '-'), dest=k, type=int, help=doc[k])
-    ap.add_argument('--workers', type=int, default=2, help=doc['workers'])
-    ap.add_argument('--seed', type=int, default=0, help=doc['seed'])
-    ap.add_argument('--overwrite', action='store_true', help=doc['overwrite'])
-    return ap
+    ap.add_argument('--preset', default='tiny', help='a preset name or the path of a .json config (default: tiny)')
+    ap.add_argument('--out', dest='out_dir', required=True, help=docments(generate_dataset)['out_dir'])
+    return cli_options(ap, generate_dataset, skip=('cfg', 'out_dir', 'progress'))
+
+# %% ../nbs/01_data.ipynb #d0494ec4
+def _preset_config(preset):
+    "The config of `--preset`: a preset's name, or a .json config file, which must hold a JSON object."
+    if str(preset).endswith('.json') and not isinstance(read_json(preset, 'config file'), dict):
+        raise ValueError(f"config file {preset}: must hold a JSON object of config fields, like {{\"Nh\": 8}}")
+    return load_preset(preset)
 
 # %% ../nbs/01_data.ipynb #e97da815
 def generate_cli(argv=None):
-    "ris_generate: generate a dataset for a preset; an error is one line and exit status 1, with nothing written."
-    a = _generate_parser().parse_args(argv)
-    try:
-        man = generate_dataset(load_preset(a.preset), a.out, n_train=a.n_train, n_val=a.n_val, n_test=a.n_test,
-                               shard_size=a.shard_size, workers=a.workers, seed=a.seed, overwrite=a.overwrite)
-    except (FileExistsError, FolderLocked, KeyError, ValueError) as e:
-        sys.exit(f'ris_generate: {e.args[0] if isinstance(e, KeyError) and e.args else e}')
-    print(json.dumps(dict(out=a.out, counts=man['counts'], generated=man['generated'])))
+    """ris_generate: generate a dataset for a preset; an error is one line `ris_generate: ...` and exit status 1, and
+    the arguments are checked before anything is created."""
+    a = vars(_generate_parser().parse_args(argv))
+    with cli_errors('ris_generate'):
+        man = generate_dataset(_preset_config(a.pop('preset')), **a)
+    print(json.dumps(dict(out=a['out_dir'], counts=man['counts'], generated=man['generated'])))

@@ -4,8 +4,7 @@
 
 # %% ../nbs/07_eval.ipynb #b97845c9
 from __future__ import annotations
-import json, math, time, warnings
-from collections.abc import Mapping
+import ast, json, math, numbers, os, time, warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -15,19 +14,21 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .core import Config, atomic_write_text, set_aside, cat_batches
-from .data import ShardDataset, true_cov, loader, to_device, manifest_hash, sha256
+from .data import ShardDataset, true_cov, loader, to_device, manifest_hash, sha256, read_manifest
+from .data import require_dataset
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize, range_posterior
 from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scene_snr, confusion
-from .model import decide_k, music_cov, infer, localize, with_coded_ml
+from .model import decide_k, music_cov, infer, localize, with_coded_ml, load_checkpoint
+from .train import Trainer
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_STYLE', 'CLASSICAL', 'EST_FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'Method', 'register',
-           'run_hybrid', 'run_coded_ml', 'run_music', 'default_methods', 'estimate', 'sweep', 'run_methods',
+__all__ = ['METHOD_STYLE', 'METHODS', 'EST_FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'RUN_FILES', 'DEMO_RUN', 'Method',
+           'register', 'run_hybrid', 'run_coded_ml', 'run_music', 'default_methods', 'estimate', 'sweep', 'run_methods',
            'snr_edges', 'crb_by_snr', 'summarize', 'provenance', 'keep_earlier_results', 'results_record',
            'weakest_at_least', 'rmse_figure', 'success_figure', 'separation_figure', 'k_methods', 'confusion_figure',
-           'spectra_figure', 'report_html']
+           'spectra_figure', 'report_html', 'check_eval_params', 'job_checkpoint']
 
 # %% ../nbs/07_eval.ipynb #86857414
 @dataclass(frozen=True)
@@ -41,10 +42,29 @@ class Method:
     needs_model: bool = False      # it runs only with a trained model
     run: Callable | None = None    # run(cfg, batch, model, k_conf_thresh, beta) -> estimates; None: a reference curve
 
+# %% ../nbs/07_eval.ipynb #c0a36618
+METHOD_STYLE: dict[str, tuple] = {}  # name -> (label, colour, marker) of every entry of METHODS, kept in step by it
+
+
+class _Registry(dict):
+    "The method registry: a dict of `Method`s that keeps `METHOD_STYLE` in step with every change of its entries."
+    def _restyled(self, out):
+        METHOD_STYLE.clear()
+        METHOD_STYLE.update({k: (m.label, m.color, m.marker) for k, m in self.items()})
+        return out
+    def __setitem__(self, k, v): return self._restyled(super().__setitem__(k, v))
+    def __delitem__(self, k): return self._restyled(super().__delitem__(k))
+    def pop(self, *a): return self._restyled(super().pop(*a))
+    def popitem(self): return self._restyled(super().popitem())
+    def clear(self): return self._restyled(super().clear())
+    def update(self, *a, **kw): return self._restyled(super().update(*a, **kw))
+    def setdefault(self, k, v=None): return self._restyled(super().setdefault(k, v))
+    def __ior__(self, other): return self._restyled(super().__ior__(other))
+
+
+METHODS: dict[str, Method] = _Registry()  # name -> Method, in the order of the table and the figures' legends
+
 # %% ../nbs/07_eval.ipynb #c8a8801d
-METHODS: dict[str, Method] = {}  # name -> Method, in the order of the table and the figures' legends
-
-
 def register(name:str,                  # its key in results.json
              label:str,                 # its name in the table and the legends
              color:str,                 # its colour in every figure
@@ -59,12 +79,24 @@ def register(name:str,                  # its key in results.json
     return METHODS[name]
 
 # %% ../nbs/07_eval.ipynb #b8c89d27
-def run_hybrid(cfg, batch, model, k_conf_thresh=None, beta=None):
+def run_hybrid(cfg:Config,                    # the preset (the model's own config rules the estimates)
+               batch:dict,                    # a batch of scenes (a `ShardDataset` batch, on the model's device)
+               model,                         # a trained RisNet
+               k_conf_thresh:float|None=None, # the K-head confidence threshold (None: the model's)
+               beta:float|None=None,          # the covariance blend (None: the model's)
+              )->dict:                        # `infer`'s estimates (and more, e.g. the K-head's probabilities)
     "The learned hybrid: `infer` (K-head gated by `k_conf_thresh`, coded-ML criterion fallback, MUSIC on R_eff)."
     return infer(model, batch, k_conf_thresh, beta)
 
 # %% ../nbs/07_eval.ipynb #1136d111
-def run_coded_ml(cfg, batch, model=None, k_conf_thresh=None, beta=None, true_k=False, posterior=False):
+def run_coded_ml(cfg:Config,                    # the preset
+                 batch:dict,                    # a batch of scenes: y, H, codes, noise_var (and K with `true_k`)
+                 model=None,                    # unused (the registry's common signature)
+                 k_conf_thresh:float|None=None, # unused
+                 beta:float|None=None,          # unused
+                 true_k:bool=False,             # localise with the true K instead of the criterion's
+                 posterior:bool=False,          # replace each range by its posterior mean (`range_posterior`)
+                )->dict:                        # `coded_ml_localize`'s estimates (K, phi, theta, r, mask, ...)
     "Coded-ML on the raw snapshots: K by its criterion (or the true K with `true_k`), posterior-mean ranges if asked."
     args = batch['y'], batch['H'], batch['codes'], batch['noise_var']
     e = coded_ml_localize(cfg, *args, K=batch['K'] if true_k else None)
@@ -72,7 +104,14 @@ def run_coded_ml(cfg, batch, model=None, k_conf_thresh=None, beta=None, true_k=F
     return e
 
 # %% ../nbs/07_eval.ipynb #3c0ece97
-def run_music(cfg, batch, model=None, k_conf_thresh=None, beta=None, true_r=False, true_k=False):
+def run_music(cfg:Config,                    # the preset
+              batch:dict,                    # a batch of scenes: R_samp (or the truth with `true_r`), and K
+              model=None,                    # unused (the registry's common signature)
+              k_conf_thresh:float|None=None, # unused
+              beta:float|None=None,          # unused
+              true_r:bool=False,             # MUSIC on the true covariance (an oracle) instead of R_samp
+              true_k:bool=False,             # localise with the true K instead of MDL's
+             )->dict:                        # K and `music_localize`'s estimates (phi, theta, r, mask, ...)
     "MUSIC on the back-projected R_samp (or the true R with `true_r`): K by MDL (or the true K with `true_k`)."
     Rin = true_cov(cfg, batch) if true_r else batch['R_samp']
     R = build_effective_cov(None, Rin, **cov_kwargs(cfg, 'music')).cpu()
@@ -93,35 +132,35 @@ register('music_trueR', 'MUSIC, true R', '#9467bd', 'triangle-up', run=partial(r
          estimates_k=False)
 register('crb', 'sqrt CRB', '#000000', 'x', estimates_k=False)                # a reference curve: nothing to run
 
-# %% ../nbs/07_eval.ipynb #1a0b837c
-class _Styles(Mapping):
-    "name -> (label, colour, marker) of every entry of `METHODS`, read from the registry at each access."
-    def __getitem__(self, name): return METHODS[name].label, METHODS[name].color, METHODS[name].marker
-    def __iter__(self): return iter(METHODS)
-    def __len__(self): return len(METHODS)
-    def __repr__(self): return repr(dict(self))
-
-
-METHOD_STYLE = _Styles()  # label, colour, marker of each method: a read-only view of METHODS
-
 # %% ../nbs/07_eval.ipynb #664067f1
 def default_methods(with_model:bool=True):
     "Names of the registered methods that can run: all of them given a model, else those that need none."
     return tuple(m.name for m in METHODS.values() if m.run is not None and (with_model or not m.needs_model))
-
-
-CLASSICAL = default_methods(False)  # the classical methods registered above (`default_methods` reads the registry)
 
 # %% ../nbs/07_eval.ipynb #7af9efeb
 EST_FIELDS = ('K', 'phi', 'theta', 'r', 'mask')  # what `estimate` keeps of each method's estimates
 
 
 def __getattr__(name):
-    "`FIELDS`, the old name of `EST_FIELDS` (renamed: `data.FIELDS` are the shards' fields), still works."
+    """Old names, with a DeprecationWarning: `FIELDS` (now `EST_FIELDS`; `data.SHARD_FIELDS` are the shards' fields)
+    and `CLASSICAL` (once a snapshot taken at import, stale after `register`: now `default_methods(False)`)."""
     if name == 'FIELDS':
         warnings.warn('ris_music.evaluate.FIELDS is now EST_FIELDS', DeprecationWarning, stacklevel=2)
         return EST_FIELDS
+    if name == 'CLASSICAL':
+        warnings.warn('ris_music.evaluate.CLASSICAL is deprecated: use default_methods(False), which reads the '
+                      'registry at each call', DeprecationWarning, stacklevel=2)
+        return default_methods(False)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# %% ../nbs/07_eval.ipynb #b9aa7b17
+def _runnable(method, model, who):
+    "The registered method `method` if it can run (with `model`, if it needs one); else a ValueError for `who`."
+    m = METHODS.get(method) if isinstance(method, str) else None
+    if m is None or m.run is None:
+        raise ValueError(f"{who}: unknown method {method!r}; use one of {default_methods()}")
+    if m.needs_model and model is None: raise ValueError(f"{who}: {method!r} needs a trained model")
+    return m
 
 # %% ../nbs/07_eval.ipynb #c6130b5c
 def estimate(method:str,                 # a name in METHODS that has a `run`
@@ -132,25 +171,48 @@ def estimate(method:str,                 # a name in METHODS that has a `run`
              beta:float|None=None,       # the hybrid's covariance blend (None: the model's)
             )->dict:                     # EST_FIELDS, on the CPU
     "One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU."
-    m = METHODS.get(method)
-    if m is None or m.run is None:
-        raise ValueError(f"estimate: unknown method {method!r}; use one of {default_methods()}")
-    if m.needs_model and model is None: raise ValueError(f"estimate: {method!r} needs a trained model")
-    e = m.run(cfg, batch, model, k_conf_thresh, beta)
+    e = _runnable(method, model, 'estimate').run(cfg, batch, model, k_conf_thresh, beta)
     return {k: e[k].cpu() for k in EST_FIELDS}
+
+# %% ../nbs/07_eval.ipynb #b763bf9d
+def _numbers(name, value, lo, hi=math.inf):
+    """`value` as a non-empty list of distinct finite numbers in [lo, hi]: a list, one number, or the text of either
+    (`-p thresholds '[0.5, 0.9]'`); anything else is a ValueError naming the parameter `name`."""
+    v = value
+    if isinstance(v, str):
+        try: v = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError): pass
+    if isinstance(v, np.ndarray): v = v.tolist()
+    if isinstance(v, numbers.Real) and not isinstance(v, bool): v = [v]
+    num = lambda x: isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and lo <= x <= hi
+    if not (isinstance(v, (list, tuple)) and v and all(num(x) for x in v) and len(set(v)) == len(v)):
+        rng = f'in [{lo:g}, {hi:g}]' if hi < math.inf else f'>= {lo:g}'
+        raise ValueError(f"{name} must be a non-empty list of distinct numbers {rng} (e.g. -p {name} "
+                         f"'[{lo:g}, {min(hi, lo + 1):g}]'), got {value!r}")
+    return [x.item() if isinstance(x, np.generic) else x for x in v]
+
+# %% ../nbs/07_eval.ipynb #ce5e7c3c
+def _scenes(ds, n, who):
+    "`n`, the number of first scenes of the split `ds` that `who` uses, checked: an int in 1..len(ds)."
+    if len(ds) == 0: raise ValueError(f"{who}: the {ds.split} split of {ds.root} is empty (0 scenes)")
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or not 1 <= n <= len(ds):
+        raise ValueError(f"{who}: n must be a number of scenes in 1..{len(ds)} (the {ds.split} split's size), "
+                         f"got {n!r}")
+    return int(n)
 
 # %% ../nbs/07_eval.ipynb #b2b64f6a
 @torch.no_grad()
 def sweep(model,              # a trained RisNet
           ds:ShardDataset,    # the validation split
           n:int,              # how many of its first scenes
-          thresholds,         # the K_CONF_THRESH values to try
-          betas,              # the blends beta to try
+          thresholds,         # the K_CONF_THRESH values to try (distinct, >= 0)
+          betas,              # the blends beta to try (distinct, in [0, 1])
           batch_size:int=128, # scenes per batch
           device='cpu',       # where the batches go
          )->list:             # one metrics dict per (K_CONF_THRESH, beta), with both, best first
     "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; rows best first (success, K_acc, score)."
-    cfg = model.cfg
+    n, cfg = _scenes(ds, n, 'sweep'), model.cfg
+    thresholds, betas = _numbers('thresholds', thresholds, 0), _numbers('betas', betas, 0, 1)
     was_training = model.training
     model.eval()
     est = {(t, b): [] for t in thresholds for b in betas}
@@ -187,8 +249,9 @@ def run_methods(ds:ShardDataset,                 # the split to evaluate on
                 device='cpu',                    # where the batches go
                )->tuple:                         # (estimates per method, seconds per method, truth)
     "Estimates of every method on the first n scenes of ds, the seconds each took, and the truth."
-    cfg = model.cfg if model is not None else ds.cfg
-    methods = methods or default_methods(model is not None)
+    n, cfg = _scenes(ds, n, 'run_methods'), model.cfg if model is not None else ds.cfg
+    methods = [methods] if isinstance(methods, str) else list(methods or default_methods(model is not None))
+    for m in methods: _runnable(m, model, 'run_methods')
     est = {m: [] for m in methods}
     secs = dict.fromkeys(methods, 0.0)
     truth = []
@@ -247,24 +310,45 @@ def summarize(cfg:Config,     # the preset
                 confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1)
 
 # %% ../nbs/07_eval.ipynb #c980ecce
-def provenance(ckpt, data_dir):
-    "What an evaluation is of: the checkpoint (path and SHA-256; '' for classical methods) and the data's manifest."
+def provenance(ckpt,          # the checkpoint evaluated ('' for classical methods only)
+               data_dir,      # the dataset evaluated
+               settings=None, # what else fixes the numbers: the scene counts, thresholds, blends (the job's)
+              )->dict:        # checkpoint, checkpoint_sha256, data_manifest, settings
+    """What an evaluation is of: the checkpoint (path and SHA-256; '' for classical methods), the data's manifest and
+    the settings the job ran with (counts, thresholds and blends; None outside the job)."""
     digest = sha256(ckpt) if ckpt and Path(ckpt).is_file() else None
-    return dict(checkpoint=str(ckpt), checkpoint_sha256=digest, data_manifest=manifest_hash(data_dir))
+    return dict(checkpoint=str(ckpt), checkpoint_sha256=digest, data_manifest=manifest_hash(data_dir),
+                settings=settings)
 
 # %% ../nbs/07_eval.ipynb #c5c984a3
-def keep_earlier_results(out_dir, prov):
+def _differences(old, prov, keys):
+    "What differs between an earlier results.json `old` and this evaluation's `prov`: 'key old -> new' phrases."
+    if not isinstance(old, dict): return ['no readable results.json']
+    out = []
+    for k in keys:
+        a, b = old.get(k), prov[k]
+        if a == b: continue
+        if k == 'settings' and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{s} {a.get(s)!r} -> {b.get(s)!r}" for s in {**a, **b} if a.get(s) != b.get(s)]
+        else: out.append(f"{k} {a!r} -> {b!r}")
+    return out
+
+# %% ../nbs/07_eval.ipynb #c1a844e3
+def keep_earlier_results(out_dir, # the evaluation's folder
+                         prov,    # this evaluation's `provenance`
+                        )->list:  # the names moved aside
     """Move an earlier evaluation's results.json, report.html and thresholds.json in out_dir aside (suffix
-    .stale-<time>) when it was of another checkpoint or data (`provenance`); returns the names moved."""
+    .stale-<time>) when it was of another checkpoint, data or settings (`provenance`), and say what differs."""
     out = Path(out_dir)
     try: old = json.loads((out / 'results.json').read_text())
     except (OSError, ValueError): old = None
-    keys = ('checkpoint_sha256', 'data_manifest') if prov['checkpoint_sha256'] else tuple(prov)   # not the path
-    if isinstance(old, dict) and all(old.get(k) == prov[k] for k in keys): return []
+    keys = [k for k in prov if k != 'checkpoint'] if prov['checkpoint_sha256'] else list(prov)   # not the path
+    diff = _differences(old, prov, keys)
+    if not diff: return []
     moved = set_aside(out, ('results.json', 'report.html', 'thresholds.json'), 'stale')
     if moved:
-        print(f"{out}: the earlier results were of another checkpoint or data; moved {', '.join(moved)} aside "
-              "(suffix .stale-<time>)")
+        print(f"{out}: the earlier results were of another checkpoint, data or settings ({'; '.join(diff)}); moved "
+              f"{', '.join(moved)} aside (suffix .stale-<time>)")
     return moved
 
 # %% ../nbs/07_eval.ipynb #62023012
@@ -278,11 +362,12 @@ def results_record(cfg:Config,      # the preset
                    sweep_rows=(),   # the validation sweep's rows (`sweep`)
                    chosen=None,     # the chosen K_CONF_THRESH and beta (None: no model)
                    n_val:int=0,     # how many validation scenes the sweep used
+                   settings=None,   # the job's settings (`provenance`)
                   )->dict:          # what results.json holds
     "Everything results.json holds: provenance, the chosen thresholds, the sweep and `summarize`'s tables."
     edges = snr_edges(cfg)
-    return dict(**provenance(ckpt, data_dir), preset=cfg.preset, n_val=n_val, n_test=len(truth['K']), chosen=chosen,
-                sweep=list(sweep_rows), **summarize(cfg, est, secs, truth, edges, crb_batch))
+    return dict(**provenance(ckpt, data_dir, settings), preset=cfg.preset, n_val=n_val, n_test=len(truth['K']),
+                chosen=chosen, sweep=list(sweep_rows), **summarize(cfg, est, secs, truth, edges, crb_batch))
 
 # %% ../nbs/07_eval.ipynb #ef0adab2
 def weakest_at_least(cfg, est, truth, snr_db):
@@ -441,3 +526,111 @@ def report_html(results, figures):
             f"data {results['data_manifest']}; {results['n_val']} validation and {results['n_test']} test scenes; "
             f"{setting} Scene SNR is the SNR of the scene's weakest source.</p>"
             f"<h2>Test results</h2><table>{test}</table>{sweep}{plots}</body></html>")
+
+# %% ../nbs/07_eval.ipynb #3c2c5a42
+def _flag(name, value):
+    "A True/False parameter (also its text, 'True' or 'false', as `papermill -r` passes it); else a ValueError."
+    if isinstance(value, bool): return value
+    if isinstance(value, str) and value.strip().lower() in ('true', 'false'): return value.strip().lower() == 'true'
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+# %% ../nbs/07_eval.ipynb #7f08a2cb
+def _count(name, value, lo=0, fraction=True):
+    "A count parameter: an int >= lo (n_val, n_test: 0 means the whole split) or, with `fraction`, one in (0, 1]."
+    if fraction and isinstance(value, float) and 0 < value <= 1: return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+        if float(value).is_integer() and value >= lo: return int(value)
+    what = f"an int >= {lo}" + (" (0: the whole split) or a fraction in (0, 1]" if fraction else '')
+    raise ValueError(f"{name} must be {what}, got {value!r}")
+
+# %% ../nbs/07_eval.ipynb #9c2235c9
+def _device(value):
+    "The device parameter: 'cpu', or 'cuda' / 'cuda:<n>' where this machine has that GPU; else a ValueError."
+    try: d = torch.device(value) if isinstance(value, str) else None
+    except RuntimeError: d = None
+    if d is None or d.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<n>', got {value!r}")
+    if d.type == 'cuda' and not (torch.cuda.is_available() and (d.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {value!r}: this machine (or its torch build) has no such CUDA device; use cpu")
+    return value
+
+# %% ../nbs/07_eval.ipynb #a64a87d6
+RUN_FILES = ('best.pt', 'last.pt', 'last.pt.prev', 'log.jsonl')  # a training run's files (`Trainer`)
+
+
+def _check_ckpt(ckpt, train_if_missing):
+    """The ckpt parameter checked: '', 'demo', an existing file or, with `train_if_missing`, a best.pt to train in a
+    folder that holds no run; else an error naming the path (and the checkpoints that are there)."""
+    if not isinstance(ckpt, (str, os.PathLike)):
+        raise ValueError(f"ckpt must be a checkpoint path, 'demo' or '' (classical methods only), got {ckpt!r}")
+    p = Path(ckpt)
+    if str(ckpt) in ('', 'demo') or p.is_file(): return str(ckpt)
+    if p.exists(): raise ValueError(f"ckpt {ckpt} is a folder, not a checkpoint: name the file (e.g. {p / 'best.pt'})")
+    here = sorted({q.name for q in p.parent.glob('*.pt')} | {n for n in RUN_FILES if (p.parent / n).exists()})
+    if not train_if_missing:
+        has = (f"{p.parent} holds {', '.join(here)}" if here else
+               f"{p.parent} holds no checkpoint" if p.parent.is_dir() else f"{p.parent} does not exist")
+        raise FileNotFoundError(f"ckpt {ckpt} does not exist ({has}): pass an existing checkpoint, 'demo' for the "
+                                "job's own two-epoch model, '' for the classical methods only, or train_if_missing="
+                                "True to train a best.pt into a new folder")
+    if here:
+        raise FileExistsError(f"ckpt {ckpt} does not exist, and train_if_missing does not train into {p.parent}: it "
+                              f"holds another run's files ({', '.join(here)}); pass one of them as ckpt, or a best.pt "
+                              "in a new folder")
+    if p.name != 'best.pt':
+        raise ValueError(f"ckpt {ckpt} does not exist, and train_if_missing trains a run whose best.pt is evaluated: "
+                         f"pass {p.parent / 'best.pt'} in a new folder")
+    return str(ckpt)
+
+# %% ../nbs/07_eval.ipynb #c55ab74e
+def check_eval_params(ckpt='demo',                # a checkpoint, 'demo' (the job's own model) or '' (classical only)
+                      data_dir='',                # a dataset folder, or '' (the notebooks' demo dataset)
+                      out_dir='../runs/eval',     # where thresholds.json, results.json and report.html go
+                      thresholds=(0.5, 0.6, 0.7, 0.8, 0.9, 1.01), # the K_CONF_THRESH values of the sweep (>= 0)
+                      betas=(0.25, 0.5, 0.75, 1.0),               # the blends beta of the sweep (in [0, 1])
+                      n_val=0,                    # validation scenes: 0 (all), a count or a fraction in (0, 1]
+                      n_test=0,                   # test scenes: 0 (all), a count or a fraction in (0, 1]
+                      batch_size=128,             # scenes per batch (>= 1)
+                      crb_scenes=120,             # test scenes of the sqrt CRB curve (>= 0)
+                      device='cpu',               # cpu, cuda or cuda:<n>
+                      train_if_missing=False,     # train a missing best.pt into its folder (which holds no run)
+                     )->dict:                     # the parameters checked, lists and flags as the job uses them
+    """Every parameter of the evaluation job checked before anything is read or written: a bad one is an error naming
+    it, its value and what to pass. Lists may come as papermill gives them: one number or the text of a list."""
+    o = Path(out_dir) if isinstance(out_dir, (str, os.PathLike)) and str(out_dir) else None
+    if o is None or (o.exists() and not o.is_dir()):
+        raise ValueError(f"out_dir must be a folder (new or existing), got {out_dir!r}")
+    train_if_missing = _flag('train_if_missing', train_if_missing)
+    out = dict(ckpt=_check_ckpt(ckpt, train_if_missing), data_dir=data_dir, out_dir=str(out_dir),
+               thresholds=_numbers('thresholds', thresholds, 0), betas=_numbers('betas', betas, 0, 1),
+               n_val=_count('n_val', n_val), n_test=_count('n_test', n_test),
+               batch_size=_count('batch_size', batch_size, 1, False),
+               crb_scenes=_count('crb_scenes', crb_scenes, 0, False), device=_device(device),
+               train_if_missing=train_if_missing)
+    if data_dir not in ('', None): require_dataset(data_dir)      # a dataset, else a DataError (nothing touched)
+    return out
+
+# %% ../nbs/07_eval.ipynb #7651dd7c
+DEMO_RUN = '../runs/eval_demo'  # the job's own scratch folder for ckpt='demo' (relative to nbs/, where jobs run)
+
+
+def job_checkpoint(ckpt:str,                    # '', 'demo', a checkpoint file, or a best.pt to train
+                   data_dir,                    # the dataset (`require_dataset`)
+                   train_if_missing:bool=False, # train a missing best.pt into its folder (which holds no run)
+                   demo_dir=DEMO_RUN,           # the folder of the demo model
+                   epochs:int=2,                # epochs of a model trained here
+                   params:dict|None=None,       # config overrides of a model trained here (None: the default model)
+                  )->str:                       # the checkpoint to evaluate ('' for the classical methods only)
+    """The checkpoint the job evaluates: 'demo' is `epochs` of the default model on the data, trained in `demo_dir`
+    (reused while it is of the same data); a missing best.pt is trained only with `train_if_missing`, and only into a
+    folder that holds no other run's files (`_check_ckpt`)."""
+    ckpt = _check_ckpt(ckpt, train_if_missing)
+    if ckpt == 'demo':
+        try: same = load_checkpoint(Path(demo_dir) / 'last.pt').get('data') == manifest_hash(data_dir)
+        except (ValueError, FileNotFoundError): same = False
+        Trainer(data_dir, demo_dir, params=params, progress=False, resume=same).fit(epochs)
+        return str(Path(demo_dir) / 'best.pt')
+    if ckpt and not Path(ckpt).exists():
+        print(f"{ckpt} does not exist: training a {epochs}-epoch model into {Path(ckpt).parent} (train_if_missing)")
+        Trainer(data_dir, Path(ckpt).parent, params=params, progress=False).fit(epochs)
+    return ckpt

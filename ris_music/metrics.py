@@ -5,40 +5,78 @@
 # %% ../nbs/02a_metrics.ipynb #met00003
 from __future__ import annotations
 import math, functools, itertools, warnings
+from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import Config, steering, as_tensor, source_mask
+from scipy.optimize import linear_sum_assignment
+from .core import Config, steering, as_tensor, source_mask, NonFiniteError
 
 # %% auto #0
-__all__ = ['pair_cost', 'match', 'score', 'metrics', 'scene_snr', 'scene_separation', 'by_bins', 'by_snr', 'confusion', 'fisher',
-           'crb', 'crb_table']
+__all__ = ['EXHAUSTIVE_MAX', 'pair_cost', 'match', 'score', 'metrics', 'scene_snr', 'scene_separation', 'by_bins', 'by_snr',
+           'confusion', 'fisher', 'crb', 'crb_table']
 
 # %% ../nbs/02a_metrics.ipynb #56f9fbdf
+EXHAUSTIVE_MAX = 5  # up to this many slots `match` enumerates the permutations; beyond, the Hungarian algorithm
+
+# %% ../nbs/02a_metrics.ipynb #c15654f6
 @functools.lru_cache(maxsize=8)
 def _perms(n):
     return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long)
 
-# %% ../nbs/02a_metrics.ipynb #67eda1bc
-def pair_cost(cfg, est, truth):
-    "Squared distance (B, K_true, K_est) of all true/estimated pairs: (dphi/5deg)^2 + (dtheta/5deg)^2 + (dr/1m)^2."
-    scale = dict(phi=math.radians(cfg.succ_phi_deg), theta=math.radians(cfg.succ_theta_deg), r=cfg.succ_r)
-    return sum(((est[k][:, None, :] - truth[k][:, :, None]) / s) ** 2 for k, s in scale.items())
-
-# %% ../nbs/02a_metrics.ipynb #e0d9f201
-def match(cost, valid_t, valid_e):
-    """Optimal pairing of true (rows) and estimated (columns) sources per scene.
-
-    Returns the index (B, Kmax) of the estimate paired with each truth and the mask of real pairs."""
+# %% ../nbs/02a_metrics.ipynb #dc9f0632
+def _match_exhaustive(cost, valid_t, valid_e):
+    "The permutation (B, Km) of least total cost, pairs of one real and one padding slot costing more than any sum."
     B, Km, _ = cost.shape
-    cost = cost.detach()
     big = cost.abs().amax().clamp_min(1.0) * 4 * Km + 1
     both = valid_t[:, :, None] & valid_e[:, None, :]
     one = valid_t[:, :, None] ^ valid_e[:, None, :]
     c = torch.where(both, cost, torch.where(one, big, torch.zeros_like(cost)))
     P = _perms(Km).to(cost.device)  # (nP, Km)
     total = c[:, torch.arange(Km, device=cost.device), P].sum(-1)  # (B, nP)
-    j = P[total.argmin(-1)]  # (B, Km)
+    return P[total.argmin(-1)]  # (B, Km)
+
+# %% ../nbs/02a_metrics.ipynb #b2c4d702
+def _match_hungarian(cost, valid_t, valid_e):
+    """Per scene, scipy's least-cost pairing of its real truths and estimates (min(K, K_hat) pairs, as the exhaustive
+    one), completed to a permutation (B, Km) by the left-over columns in order."""
+    c, vt, ve = cost.double().cpu().numpy(), valid_t.cpu().numpy(), valid_e.cpu().numpy()
+    B, Km, _ = c.shape
+    j = np.empty((B, Km), dtype=np.int64)
+    for b in range(B):
+        rows, cols = np.flatnonzero(vt[b]), np.flatnonzero(ve[b])
+        sub = c[b][np.ix_(rows, cols)]
+        if not np.isfinite(sub).all(): raise NonFiniteError(f"match: non-finite cost (NaN or Inf) in scene {b}")
+        ri, ci = linear_sum_assignment(sub)
+        jb = np.full(Km, -1)
+        jb[rows[ri]] = cols[ci]
+        jb[jb < 0] = np.setdiff1d(np.arange(Km), cols[ci])
+        j[b] = jb
+    return torch.from_numpy(j).to(cost.device)
+
+# %% ../nbs/02a_metrics.ipynb #67eda1bc
+def pair_cost(cfg, est, truth):
+    "Squared distance (B, K_true, K_est) of all true/estimated pairs: (dphi/5deg)^2 + (dtheta/5deg)^2 + (dr/1m)^2."
+    scale = dict(phi=math.radians(cfg.succ_phi_deg), theta=math.radians(cfg.succ_theta_deg), r=cfg.succ_r)
+    e, t = ({k: as_tensor(d[k]) for k in scale} for d in (est, truth))
+    return sum(((e[k][:, None, :] - t[k][:, :, None]) / s) ** 2 for k, s in scale.items())
+
+# %% ../nbs/02a_metrics.ipynb #e0d9f201
+def match(cost,     # pair costs (B, Kmax, Kmax): truths in rows, estimates in columns
+          valid_t,  # which truth slots are real sources (B, Kmax)
+          valid_e,  # which estimate slots are real (B, Kmax)
+         ):         # j (B, Kmax): the estimate paired with each truth; the mask (B, Kmax) of real pairs
+    """Optimal pairing of true (rows) and estimated (columns) sources per scene: min(K, K_hat) pairs of least total
+    cost, by enumeration up to EXHAUSTIVE_MAX slots, by the Hungarian algorithm beyond."""
+    cost = as_tensor(cost).detach()
+    valid_t, valid_e = as_tensor(valid_t, torch.bool, cost.device), as_tensor(valid_e, torch.bool, cost.device)
+    if cost.dim() != 3 or cost.shape[1] != cost.shape[2]:
+        raise ValueError(f"match: cost must be (B, Kmax, Kmax), got shape {tuple(cost.shape)}")
+    for name, v in (('valid_t', valid_t), ('valid_e', valid_e)):
+        if v.shape != cost.shape[:2]:
+            raise ValueError(f"match: {name} must be (B, Kmax) = {tuple(cost.shape[:2])}, got shape {tuple(v.shape)}")
+    how = _match_exhaustive if cost.shape[-1] <= EXHAUSTIVE_MAX else _match_hungarian
+    j = how(cost, valid_t, valid_e)
     return j, valid_t & valid_e.gather(1, j)
 
 # %% ../nbs/02a_metrics.ipynb #8a0ff4cb
@@ -53,18 +91,61 @@ def score(cfg, m):
         - m['success']
     )
 
+# %% ../nbs/02a_metrics.ipynb #1cb258cd
+def _fields(d, name, keys, who):
+    "The fields `keys` of dict d as tensors (numpy accepted), each one present; a clear error naming `name` if not."
+    if not isinstance(d, Mapping): raise TypeError(f"{who}: {name} must be a dict of fields, got {type(d).__name__}")
+    missing = [k for k in keys if k not in d]
+    if missing: raise ValueError(f"{who}: {name} has no field {missing[0]!r} (it needs {', '.join(keys)})")
+    try: return {k: as_tensor(d[k]) for k in keys}
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{who}: {name}'s fields must be tensors or numpy arrays ({e})") from None
+
+# %% ../nbs/02a_metrics.ipynb #2c98e168
+def _check_slots(d, name, B):
+    "Check the fields of an estimate or truth dict: B scenes, (B,) orders K, (B, K) slots, counts K within the slots."
+    w = d['phi'].shape[-1] if d['phi'].dim() == 2 else -1
+    for k, v in d.items():
+        if v.dim() and len(v) != B: raise ValueError(f"metrics: {name}[{k!r}] has {len(v)} scenes, truth['K'] {B}")
+        want = (B,) if k == 'K' else (B, w)
+        if tuple(v.shape) != want or w < 0:
+            raise ValueError(f"metrics: {name}[{k!r}] must be {'(B,)' if k == 'K' else '(B, K)'} with B = {B}, "
+                             f"got shape {tuple(v.shape)}")
+    if 'K' in d and not ('mask' in d and name == 'est'):
+        K = d['K']
+        bad = (K < 0) | (K > w) | (K != K.round() if K.is_floating_point() else K < 0)
+        if bool(bad.any()):
+            raise ValueError(f"metrics: {name}['K'] must be counts in [0, {w}] (the slots of {name}['phi']), "
+                             f"got {K[bad][0].item()}")
+
+# %% ../nbs/02a_metrics.ipynb #d543f1c1
+def _check_metrics(cfg, est, truth):
+    "The fields metrics uses, as tensors, after checking types, shapes, orders and finiteness; a clear error if bad."
+    if not isinstance(cfg, Config): raise TypeError(f"metrics: cfg must be a Config, got {type(cfg).__name__}")
+    t = _fields(truth, 'truth', ('K', 'phi', 'theta', 'r'), 'metrics')
+    if isinstance(est, Mapping) and 'K' not in est and 'mask' not in est:
+        raise ValueError("metrics: est needs a field 'mask' or 'K' (the estimated sources)")
+    e = _fields(est, 'est', ('phi', 'theta', 'r') + tuple(k for k in ('K', 'mask') if k in est), 'metrics')
+    if t['K'].dim() != 1: raise ValueError(f"metrics: truth['K'] must be (B,), got shape {tuple(t['K'].shape)}")
+    B = len(t['K'])
+    if B == 0: raise ValueError("metrics: empty batch (no scenes to score)")
+    _check_slots(t, 'truth', B)
+    _check_slots(e, 'est', B)
+    real = dict(truth=source_mask(t['K'].long(), t['phi'].shape[-1]),
+                est=e['mask'].bool() if 'mask' in e else source_mask(e['K'].long(), e['phi'].shape[-1]))
+    for name, d in (('truth', t), ('est', e)):
+        for k in ('phi', 'theta', 'r'):
+            if not bool(torch.isfinite(d[k][real[name]]).all()):
+                raise NonFiniteError(f"metrics: {name}[{k!r}] is NaN or infinite at a real source")
+    return e, t
+
 # %% ../nbs/02a_metrics.ipynb #975b9e53
 def metrics(cfg:Config,  # the preset (its success tolerances succ_phi_deg, succ_theta_deg, succ_r)
-            est:dict,    # estimates: phi, theta, r (B, K) and mask (B, K) and/or K (B,)
+            est:dict,    # estimates: phi, theta, r (B, K) and mask (B, K) and/or K (B,) (tensors or numpy arrays)
             truth:dict,  # the truth: K (B,), phi, theta, r (B, K)
            )->dict:      # n, K_acc, K_under, K_over, rmse_phi_deg, rmse_theta_deg, rmse_r, success, score
     "K_acc, K_under, K_over, RMSEs (deg, deg, m) over matched pairs, success rate and composite score of a scene set."
-    B = len(truth['K'])
-    if B == 0: raise ValueError("metrics: empty batch (no scenes to score)")
-    for name, d in (('est', est), ('truth', truth)):
-        for k in ('phi', 'theta', 'r', 'K', 'mask'):
-            if k in d and len(d[k]) != B:
-                raise ValueError(f"metrics: {name}[{k!r}] has {len(d[k])} scenes, truth['K'] {B}")
+    est, truth = _check_metrics(cfg, est, truth)
     K = truth['K'].long()
     K_hat = est['K'].long() if 'K' in est else est['mask'].sum(-1)
     Km = max(truth['phi'].shape[-1], est['phi'].shape[-1])
@@ -98,6 +179,7 @@ def metrics(cfg:Config,  # the preset (its success tolerances succ_phi_deg, succ
 # %% ../nbs/02a_metrics.ipynb #sum00002
 def scene_snr(truth, how='min'):
     "SNR (dB) of each scene: of its weakest source ('min', the default), its strongest ('max') or the mean ('mean')."
+    truth = _fields(truth, 'truth', ('K', 'snr_db'), 'scene_snr')
     m = source_mask(truth['K'].long(), truth['snr_db'].shape[-1])
     s = truth['snr_db'].float()
     if how == 'min':
@@ -111,6 +193,7 @@ def scene_snr(truth, how='min'):
 # %% ../nbs/02a_metrics.ipynb #7c9e9b3b
 def scene_separation(truth):
     "Smallest angular distance (rad) between two sources of each scene, in (phi, theta); inf for single-source scenes."
+    truth = _fields(truth, 'truth', ('K', 'phi', 'theta'), 'scene_separation')
     m = source_mask(truth['K'].long(), truth['phi'].shape[-1])
     dphi = truth['phi'][:, :, None] - truth['phi'][:, None, :]
     d = torch.hypot(dphi, truth['theta'][:, :, None] - truth['theta'][:, None, :])
@@ -120,11 +203,15 @@ def scene_separation(truth):
 # %% ../nbs/02a_metrics.ipynb #d059a3e7
 def by_bins(cfg, est, truth, values, edges):
     "`metrics` of the scenes whose `values` fall in [edges[i], edges[i+1]) (empty bins are left out)."
+    values = as_tensor(values)
+    n = len(_fields(truth, 'truth', ('K',), 'by_bins')['K'])
+    if values.shape != (n,):
+        raise ValueError(f"by_bins: values must be ({n},), one per scene, got shape {tuple(values.shape)}")
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = (values >= lo) & (values < hi)
         if sel.sum() == 0: continue
-        pick = lambda d: {k: v[sel] for k, v in d.items()}
+        pick = lambda d: {k: as_tensor(v)[sel] for k, v in d.items()}
         out.append(dict(lo=float(lo), hi=float(hi), **metrics(cfg, pick(est), pick(truth))))
     return out
 
@@ -135,9 +222,16 @@ def by_snr(cfg, est, truth, edges, how='min'):
 
 # %% ../nbs/02a_metrics.ipynb #64c65882
 def confusion(cfg, K_true, K_est):
-    "K confusion matrix (true rows, estimated columns, 1..K_max)."
+    "K confusion matrix (true rows, estimated columns, 1..K_max); an estimate outside 1..K_max counts as the nearest."
     Km = cfg.K_max
-    idx = (K_true.long() - 1) * Km + (K_est.long().clamp(1, Km) - 1)
+    K_true, K_est = as_tensor(K_true).long(), as_tensor(K_est, device=as_tensor(K_true).device).long()
+    if K_true.shape != K_est.shape or K_true.dim() != 1:
+        raise ValueError(f"confusion: K_true and K_est must be (B,) alike, got shapes {tuple(K_true.shape)} and "
+                         f"{tuple(K_est.shape)}")
+    if len(K_true) and not (1 <= int(K_true.min()) and int(K_true.max()) <= Km):
+        raise ValueError(f"confusion: K_true must lie in [1, K_max = {Km}], "
+                         f"got {int(K_true.min())}..{int(K_true.max())}")
+    idx = (K_true - 1) * Km + (K_est.clamp(1, Km) - 1)
     return torch.bincount(idx, minlength=Km * Km).view(Km, Km)
 
 # %% ../nbs/02a_metrics.ipynb #4aa84d2d

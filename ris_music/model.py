@@ -18,7 +18,7 @@ from .data import backproject, sha256
 from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
 from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, range_posterior, glrt_threshold
-from .coded_ml import n_cells_default, CML_FIELDS
+from .coded_ml import n_cells_default, CODED_ML_FIELDS
 
 # %% auto #0
 __all__ = ['cml_fit', 'cml_batch_cov', 'snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates',
@@ -51,7 +51,7 @@ def with_coded_ml(cfg, batch):
     "The batch, with the coded-ML fields (coded_ml_*, all K_max orders fitted) computed if it lacks them."
     if 'coded_ml_K' not in batch:
         e = coded_ml_localize(cfg, batch['y'], batch['H'], batch['codes'], batch['noise_var'], early_stop=False)
-        batch.update({f'coded_ml_{k}': e[k].to(batch['y'].device) for k in CML_FIELDS})
+        batch.update({f'coded_ml_{k}': e[k].to(batch['y'].device) for k in CODED_ML_FIELDS})
     return batch
 
 # %% ../nbs/03_model.ipynb #7cef597e

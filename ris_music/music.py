@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_music.ipynb #mus00003
 from __future__ import annotations
-import math, functools
+import math, functools, numbers
 import torch
 import torch.nn.functional as F
 from .core import Config, load_preset, steering, as_tensor, search_box, source_mask
@@ -178,13 +178,18 @@ def _rap_passes(cfg, Es, K, Kmax, sep, iters, lr):
     return pk, source_mask(K, Kmax)
 
 # %% ../nbs/02b_music.ipynb #ce713e42
-def _check_music(R, K, Kmax):
-    "Validate the covariances (B, N, N) (or one (N, N)) and the orders K (B,); returns them batched."
-    R = as_tensor(R)
-    K = as_tensor(K, torch.long, R.device)
+def _check_music(cfg, R, K, Kmax):
+    "Validate the config, the covariances (B, N, N) (or one (N, N)) and the orders K (B,); returns them batched."
+    if not isinstance(cfg, Config): raise TypeError(f"music_localize: cfg must be a Config, got {type(cfg).__name__}")
+    R, K0 = as_tensor(R), as_tensor(K)
+    if K0.is_floating_point() and not bool((K0 == K0.round()).all()):
+        raise ValueError(f"music_localize: K must hold whole numbers of sources, got {K0[K0 != K0.round()][0].item()}")
+    K = K0.to(device=R.device, dtype=torch.long)
     if R.dim() == 2: R, K = R[None], K.reshape(1)
     if R.dim() != 3 or R.shape[-1] != R.shape[-2]:
         raise ValueError(f"music_localize: R must be (B, N, N), got shape {tuple(R.shape)}")
+    if R.shape[-1] != cfg.N:
+        raise ValueError(f"music_localize: R is {R.shape[-1]} x {R.shape[-1]} but the config has N = {cfg.N} elements")
     if K.shape != R.shape[:1]:
         raise ValueError(f"music_localize: K has shape {tuple(K.shape)}, expected ({R.shape[0]},)")
     if not bool(torch.isfinite(R).all()):
@@ -193,14 +198,34 @@ def _check_music(R, K, Kmax):
     if len(K) and not (1 <= int(K.min()) and int(K.max()) < N):
         raise ValueError(f"music_localize: every K must lie in [1, N - 1 = {N - 1}], "
                          f"got {int(K.min())}..{int(K.max())}")
+    if Kmax is not None and not (isinstance(Kmax, numbers.Integral) and Kmax >= 1):
+        raise ValueError(f"music_localize: Kmax must be an integer >= 1 (or None), got {Kmax!r}")
     if Kmax is not None and len(K) and int(K.max()) > Kmax:
         raise ValueError(f"music_localize: K = {int(K.max())} exceeds Kmax = {Kmax}")
     return R, K
 
+# %% ../nbs/02b_music.ipynb #46239fb6
+def _check_music_options(newton_iter, newton_lr, min_sep_deg):
+    "Validate music_localize's Newton settings and least separation (None: the config's)."
+    if newton_iter is not None and not (isinstance(newton_iter, numbers.Integral) and newton_iter >= 0):
+        raise ValueError(f"music_localize: newton_iter must be an integer >= 0, got {newton_iter!r}")
+    for name, v in (('newton_lr', newton_lr), ('min_sep_deg', min_sep_deg)):
+        if v is not None and not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"music_localize: {name} must be a finite number >= 0, got {v!r}")
+
+# %% ../nbs/02b_music.ipynb #c734fb80
+def _no_scenes(cfg, Kmax, device, return_spectrum):
+    "music_localize's output for an empty batch (B = 0): every field with its usual dtype and trailing shape."
+    got = torch.zeros(0, Kmax, dtype=torch.bool, device=device)
+    out = dict(from_points(torch.zeros(0, Kmax, 3, dtype=torch.float64, device=device), got,
+                           q=torch.zeros(0, Kmax, dtype=torch.float64, device=device)), mask=got)
+    if return_spectrum: out['spectrum'] = torch.zeros(0, *SearchGrid.music(cfg).shape, device=device)
+    return out
+
 # %% ../nbs/02b_music.ipynb #mus00011
 @torch.no_grad()
-def music_localize(cfg,                 # the configuration (grid, bounds, Newton settings)
-                   R,                   # covariances (B, N, N), or one (N, N)
+def music_localize(cfg:Config,          # the configuration (grid, bounds, Newton settings)
+                   R,                   # covariances (B, N, N), or one (N, N) (tensor or numpy array)
                    K,                   # number of sources per scene (B,), each in [1, N - 1]
                    newton_iter=None,    # Newton iterations per peak (default cfg.newton_iter; 0: grid only)
                    newton_lr=None,      # Newton step scale (default cfg.newton_lr)
@@ -210,8 +235,10 @@ def music_localize(cfg,                 # the configuration (grid, bounds, Newto
                    return_spectrum=False,  # also return the plain spectrum (B, Gphi, Gtheta, Grange)
                   )->dict:              # phi, theta, r, q (B, Kmax) float32 and mask (B, Kmax)
     """Localise K[b] sources in each R[b]: RAP-MUSIC passes (or one pass with rap=False) of grid, peaks and Newton.
-    q is the plain MUSIC spectrum at each estimate; unfound slots are 0."""
-    R, K = _check_music(R, K, Kmax)
+    q is the plain MUSIC spectrum at each estimate; unfound slots are 0. An empty batch (B = 0) gives empty fields."""
+    R, K = _check_music(cfg, R, K, Kmax)
+    _check_music_options(newton_iter, newton_lr, min_sep_deg)
+    if len(K) == 0: return _no_scenes(cfg, Kmax or 1, R.device, return_spectrum)
     Kmax = Kmax or max(int(K.max()), 1)
     iters = cfg.newton_iter if newton_iter is None else newton_iter
     lr = cfg.newton_lr if newton_lr is None else newton_lr
