@@ -14,7 +14,7 @@ from .core import to_box, from_box, read_json, CONFIG_FIELDS, CONFIG_RULES, Sear
 from .core import clamp_box, damped_newton, cat_batches, real_dtype, NonFiniteError
 from .data import simulate, true_cov, backproject, r_samp, generate_dataset, ShardDataset, verify_dataset
 from .data import read_manifest, read_config, manifest_hash, DataError, loader, to_device, n_samples
-from .data import check_data, complete_batch
+from .data import check_data, complete_batch, require_dataset, hold_dataset
 from .data import write_derived, read_derived
 from .covariance import build_effective_cov, cov_kwargs, mdl, aic, count_sources, signal_subspace
 from .covariance import subspace_error

@@ -1019,6 +1019,8 @@ def n_samples(n_avail, n, what):
     Fewer than asked warns; none is an error."""
     if isinstance(n, bool) or (n is not None and not isinstance(n, (int, float))) or (n or 0) < 0:
         raise DataError(f"{what}: the number of samples must be a count >= 0 or a fraction in (0, 1], got {n!r}")
+    if isinstance(n, float) and (not math.isfinite(n) or n > 1):         # 1.5 is neither a count nor a fraction
+        raise DataError(f"{what}: a fraction must be in (0, 1] and a count an integer >= 1, got {n!r}")
     if not n:
         want = n_avail
     elif isinstance(n, float) and n <= 1:

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 from .core import Config, atomic_write, atomic_write_text
 from .data import ShardDataset, DataError, n_samples, manifest_hash
-from .train import Trainer, cli_options, cli_errors
+from .train import Trainer, cli_options, cli_errors, _check_int
 
 # %% auto #0
 __all__ = ['SPACES', 'suggest', 'redact', 'open_storage', 'recover_stale', 'pruning_callback', 'write_best', 'run_hpo', 'hpo_cli']
@@ -148,11 +148,15 @@ def pruning_callback(trial):
     return cb
 
 # %% ../nbs/06_hpo.ipynb #22ab8321
-def _check_counts(trials, epochs):
-    "A ValueError unless trials is an int >= 0 and epochs an int >= 1 (before any work)."
-    for name, v, lo in (('trials', trials, 0), ('epochs', epochs, 1)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise ValueError(f"run_hpo: {name} must be an int >= {lo}, got {v!r}")
+def _check_args(trials, epochs, early_stop_patience, worker, seed, timeout, stale_after):
+    "A ValueError naming the first of run_hpo's numbers that is out of range (before any work)."
+    for name, v, lo in (('trials', trials, 0), ('epochs', epochs, 1), ('early_stop_patience', early_stop_patience, 1),
+                        ('worker', worker, 0), ('seed', seed, 0)):
+        _check_int(v, lo, f'run_hpo: {name}')
+    for name, v, ok, rule in (('timeout', timeout, lambda x: x >= 0, '>= 0 (0: no limit)'),
+                              ('stale_after', stale_after, lambda x: x > 0, '> 0')):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+            raise ValueError(f"run_hpo: {name} must be a number of seconds {rule}, got {v!r}")
 
 # %% ../nbs/06_hpo.ipynb #7580940c
 def _subsets(data_dir, train_frac, val_frac):
@@ -172,8 +176,10 @@ def _open_study(data_dir,           # the dataset (a study holds to the one it s
                 worker:int,         # this worker's number
                 stale_after:float,  # `recover_stale`'s limit on a heartbeat's age
                 progress:bool,      # say which trials were queued again
+                setup:dict|None=None,  # what makes trials comparable (subset sizes, epochs, seed, patience)
                )->optuna.Study:
-    "Create or join the study (seeded TPE, median pruner), refuse it on another dataset, recover dead workers' trials."
+    """Create or join the study (seeded TPE, median pruner), refuse it on another dataset or with another `setup`
+    than its trials had, recover dead workers' trials."""
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(storage, out),
@@ -182,12 +188,17 @@ def _open_study(data_dir,           # the dataset (a study holds to the one it s
         sampler=optuna.samplers.TPESampler(seed=seed + 1000 * worker, n_startup_trials=5),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
-    now, was = manifest_hash(data_dir), study.user_attrs.get('data_manifest')
+    where, now = redact(storage) if storage else f'{out}/hpo.db', manifest_hash(data_dir)
+    was, old = study.user_attrs.get('data_manifest'), study.user_attrs.get('setup') or {}   # (none: a new study)
     if was is not None and was != now:
-        where = redact(storage) if storage else f'{out}/hpo.db'
         raise ValueError(f"study {study_name!r} in {where} was run on another dataset (manifest {str(was)[:12]}..., "
                          f"{data_dir} now {now[:12]}...); use another study_name or out_dir for a fresh study")
+    diff = [f"{k} {old[k]!r}, now {v!r}" for k, v in (setup or {}).items() if k in old and old[k] != v]
+    if diff:                                               # (studies before issue 21 have no setup: taken as they are)
+        raise ValueError(f"study {study_name!r} in {where} was run with other trial settings ({'; '.join(diff)}), so "
+                         "its scores would not compare; use the same settings, or another study_name or out_dir")
     study.set_user_attr('data_manifest', now)
+    study.set_user_attr('setup', dict(old, **(setup or {})))
     redo = recover_stale(study, stale_after)
     if redo and progress:
         print(f're-enqueued trials {redo} whose worker is gone', file=sys.stderr)
@@ -293,8 +304,8 @@ def run_hpo(data_dir:str,                # the dataset folder
             storage:str='',              # '': SQLite in out_dir; a journal file (.log, journal:PATH); an SQLAlchemy URL
             study_name:str='ris_music',  # the study's name in the storage
             space:str|dict='wide',       # 'wide', 'narrow' (SPACES) or a dict of the same form
-            train_frac:float=0.1,        # training samples per trial: a fraction, or a count when > 1
-            val_frac:float=0.1,          # validation samples per trial: a fraction, or a count when > 1
+            train_frac:int|float=0.1,    # training samples per trial: a fraction in (0, 1], or a count (an int)
+            val_frac:int|float=0.1,      # validation samples per trial: a fraction in (0, 1], or a count (an int)
             seed:int=0,                  # the trials' Trainer seed; the sampler's is seed + 1000 * worker
             early_stop_patience:int=15,  # a trial's early stopping (epochs without improvement)
             timeout:float=0,             # seconds after which no new trial starts (0: no limit)
@@ -303,14 +314,19 @@ def run_hpo(data_dir:str,                # the dataset folder
             progress:bool=True,          # a line per trial on stderr
            )->optuna.Study:              # the study, after best.json and the figures are written
     "Run (or join, or resume) an Optuna study; returns it after writing best.json and figures to out_dir."
-    _check_counts(trials, epochs)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    preset, n_train, n_val = _subsets(data_dir, train_frac, val_frac)
+    _check_args(trials=trials, epochs=epochs, early_stop_patience=early_stop_patience, worker=worker, seed=seed,
+                timeout=timeout, stale_after=stale_after)
     if isinstance(space, str) and space not in SPACES:
         raise KeyError(f"unknown search space {space!r}; available: {list(SPACES)}")
+    preset, n_train, n_val = _subsets(data_dir, train_frac, val_frac)
+    out = Path(out_dir)                                     # every argument checked: now the study's folder
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"run_hpo: out_dir {out_dir} is a file; give a folder for the study's files")
+    out.mkdir(parents=True, exist_ok=True)
     study = _open_study(data_dir=data_dir, out=out, storage=storage, study_name=study_name, seed=seed, worker=worker,
-                        stale_after=stale_after, progress=progress)
+                        stale_after=stale_after, progress=progress,
+                        setup=dict(n_train=n_train, n_val=n_val, epochs=epochs, seed=seed,
+                                   early_stop_patience=early_stop_patience))
     objective = _objective(data_dir=data_dir, out=out, space=space, preset=preset, epochs=epochs, seed=seed,
                            n_train=n_train, n_val=n_val, early_stop_patience=early_stop_patience, progress=progress)
     _run_trials(study, objective, trials=trials, timeout=timeout)

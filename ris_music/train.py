@@ -30,15 +30,51 @@ __all__ = ['load_params', 'init_dist', 'Trainer', 'train_cli', 'launch_ddp']
 def load_params(path):
     "Hyperparameters from a JSON file: an HPO best.json (its 'params') or a plain dict; unknown names are an error."
     d = read_json(path, 'params file')
-    return dict(check_keys(d.get('params', d), f'params file {path}'))
+    p = d.get('params', d) if isinstance(d, dict) else d
+    if not isinstance(p, dict):
+        what = "its 'params'" if p is not d else 'it'
+        raise ValueError(f"params file {path}: {what} must be a JSON object of config fields (an HPO best.json or a "
+                         f"dict like {{\"lr\": 0.001}}), got {json.dumps(p)[:60]}")
+    return dict(check_keys(p, f'params file {path}'))
+
+# %% ../nbs/05_train.ipynb #81d04e6b
+def _job_params(params_json:str='',  # an HPO best.json or a JSON dict of config overrides ('' for none)
+                **given,             # the notebook's overrides; 0, 0.0 or '': keep the file's value (or the config's)
+               )->dict:              # the config overrides
+    "The training job's config overrides: those of the params file, then the notebook parameters that are set."
+    out = load_params(params_json) if params_json else {}
+    out.update(check_keys({k: v for k, v in given.items() if v is not None and v != '' and v != 0}, 'parameters'))
+    return out
+
+# %% ../nbs/05_train.ipynb #b3ecbd8d
+def _check_int(v, lo, what, hint=''):
+    "`v` if it is an int >= lo (not a bool), else a ValueError naming `what` (and the `hint`)."
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise ValueError(f"{what} must be an int >= {lo}{hint}, got {v!r}")
+    return v
+
+# %% ../nbs/05_train.ipynb #72b4bcc8
+def _device(device):
+    "The torch.device of 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA if there is one); one this machine lacks is an error."
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError): dev = None
+    if dev is None or dev.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device {device!r} is not a device: use cpu, cuda, cuda:N or auto")
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        why = 'this torch build has no CUDA' if torch.version.cuda is None else 'no CUDA device is visible'
+        raise ValueError(f"device {device!r}: {why}; use cpu (or auto, which takes CUDA when there is one)")
+    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: there are {torch.cuda.device_count()} CUDA devices (0 to "
+                         f"{torch.cuda.device_count() - 1}); use one of them, cuda or auto")
+    return dev
 
 # %% ../nbs/05_train.ipynb #cdacbbd4
 def init_dist(device='cpu'):
     "Join torchrun's process group (NCCL on CUDA, gloo on CPU) if there is one; returns (rank, world, device)."
     rank, world, local = dist_env()
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    device = torch.device(device)
+    device = _device(device)
     if device.type == 'cuda' and world > 1:
         device = torch.device('cuda', local)
         torch.cuda.set_device(device)
@@ -46,6 +82,19 @@ def init_dist(device='cpu'):
         wait = datetime.timedelta(minutes=float(os.environ.get('RIS_DIST_TIMEOUT_MIN', '240')))   # rank 0 may cache
         dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo', timeout=wait)          # coded-ML first
     return rank, world, device
+
+# %% ../nbs/05_train.ipynb #52982cbd
+_DATASET_FIELDS = ('preset', 'n_train', 'n_val', 'n_test', 'shard_size')   # config fields the dataset fixes
+
+def _check_params(params, data_cfg, data_dir):
+    """A ValueError for an override of what the dataset fixes (its preset, scene counts, shard size) with another value
+    than its config's: it would be recorded but change nothing. (Other physics than the data's: `check_data`.)"""
+    for k in _DATASET_FIELDS:
+        if k in params and params[k] != getattr(data_cfg, k):
+            sub = (f"; to train on a subset give the trainer's {k} (ris_train --{k.replace('_', '-')}, the notebook's "
+                   f"{k})") if k in ('n_train', 'n_val') else ''
+            raise ValueError(f"params: {k}={params[k]!r} is not a training parameter (the dataset in {data_dir} fixed "
+                             f"its preset, scene counts and shard size when it was generated){sub}")
 
 # %% ../nbs/05_train.ipynb #8b76c37b
 class Trainer:
@@ -65,8 +114,14 @@ class Trainer:
                  resume:bool=True,            # go on from last.pt if it is this run's, else start afresh
                  reshard:bool=False,          # resume a checkpoint written with another world size
                 ):
-        cfg = (cfg or read_config(data_dir)).replace(**(params or {}))
-        check_data(cfg, ShardDataset(data_dir, 'train', with_rsamp=False))
+        data_cfg = read_config(data_dir)
+        _check_params(params or {}, data_cfg, data_dir)
+        cfg = (cfg or data_cfg).replace(**(params or {}))
+        check_data(cfg, ds := ShardDataset(data_dir, 'train', with_rsamp=False))
+        _check_int(seed, 0, 'Trainer: seed')
+        _check_int(workers, 0, 'Trainer: workers')
+        n_train = n_samples(len(ds), n_train, f'{data_dir} train split')                 # the subsets, before any work
+        n_val = n_samples(len(ShardDataset(data_dir, 'val', with_rsamp=False)), n_val, f'{data_dir} val split')
         self.rank, self.world, self.device = init_dist(device)
         progress = progress and self.rank == 0
         self.out, self.data_dir, self.data_hash = Path(out_dir), Path(data_dir), manifest_hash(data_dir)
@@ -77,8 +132,7 @@ class Trainer:
         for ds in (self.train_ds, self.val_ds): ds.verify = False                       # (not again in each worker)
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
         self.reshard, self.samples_per_s = reshard, 0.0
-        self.n_train = n_samples(len(self.train_ds), n_train, f'{data_dir} train split')
-        self.n_val = n_samples(len(self.val_ds), n_val, f'{data_dir} val split')
+        self.n_train, self.n_val = n_train, n_val
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
         self.model = RisNet(cfg).to(self.device)
@@ -255,10 +309,16 @@ def _newest_readable(self: Trainer, found, stamp):
 @patch
 def _is_this_run(self: Trainer, path, ck, epochs):
     """Whether checkpoint `ck` (read from `path`) goes on with this run. Another version of the data or another world
-    size (without `reshard`) is an error; another config or epoch count sets the run's files aside: False."""
+    size (without `reshard`) is an error; another config, epoch count, subset size or seed sets the run's files aside
+    (a warning names what differs): False."""
     self._same_data(path, ck)
-    if ck['cfg'] != self.cfg.to_dict() or ck['epochs'] != epochs:
-        self._set_aside(f"{path.name} was written for another config or epoch count")
+    run = dict(epochs=epochs, n_train=self.n_train, n_val=self.n_val, seed=self.seed)
+    was = dict(ck.get('run', {}), epochs=ck['epochs'])                 # (checkpoints before issue 21 lack 'run')
+    diff = [f"{k} {was[k]!r}, now {v!r}" for k, v in run.items() if k in was and was[k] != v]
+    cfg, old = self.cfg.to_dict(), ck['cfg']
+    diff += [f"config {k} {old.get(k)!r}, now {cfg.get(k)!r}" for k in dict(old, **cfg) if old.get(k) != cfg.get(k)]
+    if diff or old != cfg:
+        self._set_aside(f"{path.name} was written for another run ({'; '.join(diff[:6]) or 'another config'})")
         return False
     if ck.get('world', 1) != self.world and not self.reshard:
         raise ValueError(f"{path} was written by {ck.get('world', 1)} process(es), this run has {self.world}: rerun "
@@ -395,6 +455,7 @@ def _write(self: Trainer, state, epochs, improved):
     if improved: self._save('best.pt', self._best_ck(state))
     last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
                 cfg=self.cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
+                run=dict(n_train=self.n_train, n_val=self.n_val, seed=self.seed),
                 best_model=self.best_state, **state)       # (best.pt can be rewritten from last.pt)
     self._save('last.pt', last)
     atomic_write_text(self.out / 'log.jsonl', ''.join(json.dumps(r) + '\n' for r in state['log']))
@@ -424,9 +485,9 @@ def fit(self: Trainer,
 
     The objective is the validation score (VAL_PRIMARY 'k_loc') or loss. Each callback is called as
     `cb(trainer, record)` after every epoch."""
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
-    patience = patience or self.cfg.early_stop_patience
+    _check_int(epochs, 1, 'fit: epochs')
+    if patience is not None: _check_int(patience, 1, 'fit: patience', " (or None: the config's early_stop_patience)")
+    patience = self.cfg.early_stop_patience if patience is None else patience
     locks = contextlib.ExitStack()                          # rank 0: the writer of out_dir, a reader of the data
     try:
         self._on_main(lambda: [locks.enter_context(dir_lock(self.out, 'training')),
@@ -471,17 +532,20 @@ def _train_parser():
 # %% ../nbs/05_train.ipynb #60059c02
 def train_cli(argv:list|None=None):  # the arguments; None: the command line's
     "ris_train: train a RisNet from a shell, on one process or under torchrun (the 05_train notebook's job)."
-    ap = _train_parser()
-    a = vars(ap.parse_args(argv))
-    if a['epochs'] < 1: ap.error(f"--epochs must be >= 1, got {a['epochs']}")
+    a = vars(_train_parser().parse_args(argv))
     with cli_errors('ris_train'):
+        for k in ('epochs', 'patience'):                    # (patience None: the config's early_stop_patience)
+            if a[k] is not None and a[k] < 1: raise ValueError(f"--{k} must be >= 1, got {a[k]}")
         fit = dict(epochs=a.pop('epochs'), patience=a.pop('patience'))
         params = _cli_params(params_json=a.pop('params_json'), params=a.pop('params'))
         quiet = a.pop('quiet')
         tr = Trainer(**a, params=params, progress=not quiet)
         best = tr.fit(**fit)
+        if not math.isfinite(best):
+            raise ValueError(f"{a['out_dir']}: no epoch ended with a finite objective (best {best}); nothing to report")
         if tr.rank == 0:
-            print(json.dumps(dict(best_objective=best, world=tr.world, out_dir=str(a['out_dir']))), flush=True)
+            out = dict(best_objective=best, world=tr.world, out_dir=str(a['out_dir']))
+            print(json.dumps(out, allow_nan=False), flush=True)
 
 # %% ../nbs/05_train.ipynb #86ddcb7c
 def _ddp_command(nproc, data_dir, out_dir, epochs, params=None, **kw):
