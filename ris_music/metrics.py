@@ -9,7 +9,6 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 from .core import Config, steering, as_tensor, source_mask, NonFiniteError
 
 # %% auto #0
@@ -40,6 +39,7 @@ def _match_exhaustive(cost, valid_t, valid_e):
 def _match_hungarian(cost, valid_t, valid_e):
     """Per scene, scipy's least-cost pairing of its real truths and estimates (min(K, K_hat) pairs, as the exhaustive
     one), completed to a permutation (B, Km) by the left-over columns in order."""
+    from scipy.optimize import linear_sum_assignment        # imported here: scipy.optimize takes 0.5 s to load
     c, vt, ve = cost.double().cpu().numpy(), valid_t.cpu().numpy(), valid_e.cpu().numpy()
     B, Km, _ = c.shape
     j = np.empty((B, Km), dtype=np.int64)
