@@ -430,12 +430,12 @@ def _checked_run(cfg, out_dir, workers, seed, overwrite, progress):
         if not isinstance(v, bool): raise TypeError(f"generate_dataset: {k} must be True or False, got {v!r}")
 
 # %% ../nbs/01_data.ipynb #320dc9f0
-_SHARD_NAME, _TMP_NAME = re.compile(r'\d{5}'), re.compile(r'\.\d{5}\.tmp\d+')
+_SHARD_NAME, _TMP_NAME = re.compile(r'\d{5,}'), re.compile(r'\.\d{5,}\.tmp\d+')   # index:05d (more from 100000 on)
 _SHARD_FILES = {f'{k}.npy' for k in SHARD_FIELDS} | {'shard.json'}
 
 
 def _is_shard_dir(d):
-    "Whether folder `d` is a shard folder as `write_shard` writes it: five digits, only shard files (and temporaries)."
+    "Whether folder `d` is a shard folder as `write_shard` writes it: 5+ digits, only shard files (and temporaries)."
     return bool(_SHARD_NAME.fullmatch(d.name)) and not d.is_symlink() and all(
         f.is_file() and (f.name in _SHARD_FILES or (f.name.startswith('.') and '.tmp' in f.name)) for f in d.iterdir())
 
@@ -446,7 +446,7 @@ def _scan(root):
     own, tmp, other = {}, [], []
     for s in SPLITS:
         d = root / s
-        if d.is_symlink() or (d.exists() and not d.is_dir()):
+        if d.exists() and not d.is_dir():                  # a split folder may be a link to another disk
             other.append(d)
             continue
         for e in sorted(d.iterdir()) if d.is_dir() else []:

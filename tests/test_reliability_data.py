@@ -294,3 +294,20 @@ def test_arguments_of_readers(tiny_dataset):
         ShardDataset(tiny_dataset, 'train', derived='coded_ml')
     with pytest.raises(TypeError, match="arrays must be a dict of numpy arrays"):
         write_derived(tiny_dataset, 'x', 'val', dict(a=3.0))
+
+
+def test_split_folder_may_be_a_link(tmp_path):
+    "A split folder that links to another disk is the dataset's own: a rerun completes it instead of refusing it."
+    from ris_music import load_preset, generate_dataset
+    from ris_music.data import verify_dataset, _SHARD_NAME
+    disk = tmp_path / 'disk' / 'train'
+    disk.mkdir(parents=True)
+    root = tmp_path / 'd'
+    root.mkdir()
+    (root / 'train').symlink_to(disk)
+    cfg = load_preset('tiny')
+    for _ in range(2):                                                   # a first run, then a rerun of it
+        generate_dataset(cfg, root, 8, 4, 0, shard_size=4, workers=1, seed=1, progress=False)
+    assert sorted(p.name for p in disk.iterdir()) == ['00000', '00001']
+    assert not verify_dataset(root, raise_on_error=False)                 # and it reads back clean
+    assert _SHARD_NAME.fullmatch('100000') and not _SHARD_NAME.fullmatch('notes')   # index 100000 on: 6 digits
