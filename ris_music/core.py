@@ -15,12 +15,12 @@ from fastcore.docments import docments
 from fastcore.script import Param, _union_type      # _union_type: how fastcore's anno_parser reads `int | float`
 
 # %% auto #0
-__all__ = ['CONFIG_FIELDS', 'Config', 'CONFIG_RULES', 'DERIVED', 'PRESETS', 'atomic_write', 'atomic_write_text', 'checksum_path',
-           'move_aside', 'set_aside', 'FolderLocked', 'dir_lock', 'validate_config', 'read_json', 'check_keys',
-           'load_preset', 'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction', 'steering',
-           'source_mask', 'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points', 'SearchGrid',
-           'damped_newton', 'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget', 'report',
-           'dist_env', 'cli_options', 'cli_errors']
+__all__ = ['CONFIG_FIELDS', 'Config', 'CONFIG_RULES', 'DERIVED', 'PRESETS', 'REAL', 'atomic_write', 'atomic_write_text',
+           'checksum_path', 'move_aside', 'set_aside', 'FolderLocked', 'dir_lock', 'validate_config', 'read_json',
+           'check_keys', 'load_preset', 'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction',
+           'steering', 'source_mask', 'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points',
+           'SearchGrid', 'damped_newton', 'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget',
+           'report', 'dist_env', 'cli_options', 'cli_errors']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -143,6 +143,20 @@ snr_min_db           float  -5.0     lowest per-source SNR p_k / sigma^2 [dB]
 snr_max_db           float  20.0     highest per-source SNR [dB]
 source_corr          float  0.0      |correlation| between source symbols (1 = coherent)
 min_sep_deg          float  4.0      minimum source separation in (phi, theta) when drawing scenes [deg]
+# real deployments (all off by default: the ideal model above; 01a_impairments)
+deployment           str    'scene'  BS-RIS channel: 'scene' (a new one per scene) or 'fixed' (one per deployment)
+h_est                str    'exact'  the H estimators get: 'exact' (the true channel) or 'nmse' (an estimate)
+h_nmse_db            float  -20.0    NMSE of the channel estimate with h_est='nmse' [dB]
+ris_amp_err          float  0.0      std of the static per-element gain error (relative)
+ris_phase_err_deg    float  0.0      std of the static per-element phase error [deg]
+ris_amp_model        str    'ideal'  reflection amplitude: 'ideal' (1) or 'practical' (phase-dependent)
+ris_beta_min         float  0.2      practical amplitude model: smallest amplitude beta_min
+ris_phi0_deg         float  77.4     practical amplitude model: phase offset phi0 [deg] (0.43 pi)
+ris_alpha            float  1.6      practical amplitude model: steepness alpha
+ris_dead_frac        float  0.0      share of failed elements, each stuck at a random phase
+mp_scatterers        int    0        point scatterers per source, re-radiating its symbols (coherent multipath)
+mp_kfactor_db        float  7.0      mean per-source Rician K-factor, direct over scattered power [dB]
+mp_kfactor_std_db    float  4.0      standard deviation of the per-source K-factor [dB]
 # data
 n_train              int    2000     training scenes
 n_val                int    500      validation scenes
@@ -211,7 +225,8 @@ Config = dataclasses.make_dataclass(
 _AT_LEAST_ONE = ('Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid theta_grid range_grid batch_size '
                  'D_MODEL NUM_HEADS n_layers early_stop_patience').split()
 _CHOICES = dict(codebook=('dft', 'random'), cml_criterion=('glrt', 'bic', 'mdl'),
-                shrink=('none', 'fixed', 'snr', 'lw', 'oas'), VAL_PRIMARY=('loss', 'k_loc'))
+                shrink=('none', 'fixed', 'snr', 'lw', 'oas'), VAL_PRIMARY=('loss', 'k_loc'),
+                deployment=('scene', 'fixed'), h_est=('exact', 'nmse'), ris_amp_model=('ideal', 'practical'))
 # (fields, test of their values, requirement): one rule per line; NaN fails every comparison, so it is caught too
 CONFIG_RULES = (
     [(n, lambda v: v >= 1, '>= 1') for n in _AT_LEAST_ONE]
@@ -245,6 +260,14 @@ CONFIG_RULES = (
         ('snr_min_db snr_max_db', lambda a, b: a <= b, 'snr_min_db <= snr_max_db'),
         ('K_max N', lambda k, n: k < n, 'K_max below the number of RIS elements N'),
         ('D_MODEL NUM_HEADS', lambda d, h: d % h == 0, 'D_MODEL divisible by NUM_HEADS'),
+        ('h_nmse_db', lambda v: v <= 0, '<= 0 (an error no larger than the channel)'),
+        ('ris_amp_err', lambda v: 0 <= v < 1, 'in [0, 1)'),
+        ('ris_phase_err_deg', lambda v: 0 <= v <= 180, 'in [0, 180]'),
+        ('ris_beta_min', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('ris_alpha', lambda v: v > 0, '> 0'),
+        ('ris_dead_frac', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+        ('mp_scatterers', lambda v: 0 <= v <= 16, 'in [0, 16]'),
+        ('mp_kfactor_std_db', lambda v: v >= 0, '>= 0'),
     ]
 )
 
@@ -340,6 +363,10 @@ PRESETS = {
                  phi_grid=41, theta_grid=21, range_grid=21, D_MODEL=64, NUM_HEADS=4, n_layers=2, dropout=0.1,
                  batch_size=64, lr=1e-3),
 }
+REAL = dict(deployment='fixed', h_est='nmse', h_nmse_db=-20.0, ris_phase_err_deg=10.0, ris_amp_err=0.1,
+            ris_amp_model='practical', phase_bits=2, ris_dead_frac=0.02, mp_scatterers=2, mp_kfactor_db=7.0,
+            mp_kfactor_std_db=4.0)  # a deployment as built: the *_real presets are the ideal ones with these
+PRESETS.update({f'{k}_real': dict(v, **REAL) for k, v in list(PRESETS.items())})
 # fmt: on
 
 

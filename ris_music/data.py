@@ -18,14 +18,17 @@ from fastcore.docments import docments
 from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, read_json
 from .core import atomic_write, atomic_write_text, source_mask, dir_lock, FolderLocked, real_dtype
 from .core import cli_options, cli_errors
+from .impairments import (REAL_FIELDS, is_ideal, ideal_hardware, deployment_generator, channel_estimate,
+                          draw_ris_hardware, ris_response, draw_scatterers, scattered_field)
 
 # %% auto #0
-__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel', 'source_cov',
-           'true_cov', 'pinv_right', 'backproject', 'r_samp', 'simulate', 'complete_batch', 'shard_seed', 'config_hash',
-           'sha256', 'save_npy', 'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config',
-           'manifest_hash', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived',
-           'has_derived', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset',
-           'verify_cli', 'generate_cli']
+__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'DEPLOYMENT_DIR', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel',
+           'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp', 'make_deployment', 'simulate',
+           'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
+           'generate_dataset', 'read_deployment', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
+           'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived', 'has_derived',
+           'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset', 'verify_cli',
+           'generate_cli']
 
 # %% ../nbs/01_data.ipynb #11bae7af
 def _too_close(phi, theta, sep):
@@ -175,23 +178,58 @@ def _symbol_factor(S, act):
         F[sing] = V * lam.sqrt()[..., None, :]
     return F
 
+# %% ../nbs/01_data.ipynb #ea886a1f
+def make_deployment(cfg:Config,             # the configuration (its impairment fields)
+                    codebook:torch.Tensor,  # (n_codes, N) the commanded codes
+                    seed:int=0,             # the deployment seed
+                   )->dict:                 # ris_gain, ris_dead, ris_stuck, ris_codebook; H_true, H, Hpinv when fixed
+    """One deployment: the RIS hardware and the actual reflection of each code; with `deployment='fixed'` also the true
+    channel (M, N), its estimate `H` and `Hpinv`, all drawn from `deployment_generator(seed)`."""
+    g = deployment_generator(seed)
+    hw = draw_ris_hardware(cfg, g)
+    dep = dict(hw, ris_codebook=ris_response(cfg, hw, as_tensor(codebook)))
+    if cfg.deployment == 'fixed':
+        Ht = bs_ris_channel(cfg, 1, g)
+        H = channel_estimate(cfg, Ht, g)
+        dep.update(H_true=Ht[0], H=H[0], Hpinv=pinv_right(H)[0])
+    return dep
+
+# %% ../nbs/01_data.ipynb #be7c0ed1
+def _check_deployment(cfg, codebook, dep):
+    "The deployment `simulate` uses (seed 0 when None), checked to match the config and the codebook."
+    dep = make_deployment(cfg, codebook, 0) if dep is None else dep
+    need = ['ris_codebook'] + (['H_true'] if cfg.deployment == 'fixed' else [])
+    if not isinstance(dep, dict) or any(k not in dep for k in need):
+        raise ValueError(f"simulate: deployment must be a dict from make_deployment with {need}, got "
+                         f"{sorted(dep) if isinstance(dep, dict) else type(dep).__name__}")
+    if tuple(dep['ris_codebook'].shape) != tuple(codebook.shape):
+        raise ValueError(f"simulate: the deployment's ris_codebook is {tuple(dep['ris_codebook'].shape)}, the codebook "
+                         f"{tuple(codebook.shape)}: make the deployment with this codebook")
+    if cfg.deployment == 'fixed' and tuple(dep['H_true'].shape) != (cfg.M, cfg.N):
+        raise ValueError(f"simulate: the deployment's H_true is {tuple(dep['H_true'].shape)}, the config needs "
+                         f"(M, N) = ({cfg.M}, {cfg.N})")
+    return dep
+
 # %% ../nbs/01_data.ipynb #d804cf57
 def simulate(cfg:Config,  # the configuration of the scenes, the channel and the RIS
              n:int,  # how many scenes
              g:torch.Generator,  # the random generator: a seed fixes every byte
              codebook:torch.Tensor,  # (n_codes, N) the RIS configurations the snapshots choose from
-             latent:bool=False,  # also return the symbols `s` (n, L, K_max) and the RIS-domain snapshots `x` (n, L, N)
-            )->dict:  # the per-scene fields of a shard (`SHARD_FIELDS`), and `s`, `x` with `latent`
-    """Simulate `n` scenes; returns a dict of per-scene fields (and the latent symbols with `latent=True`). The codebook
-    may be a numpy array; bad arguments are errors that name them."""
+             latent:bool=False,  # also return what an independent check needs: `s`, `x`, `H_true`, `ris_response`
+             deployment:dict=None,  # the deployment (`make_deployment`); None: deployment seed 0 (unused when ideal)
+            )->dict:  # the per-scene fields of a shard (`shard_fields(cfg)`), and the latent fields with `latent`
+    """Simulate `n` scenes; returns a dict of per-scene fields (and the latent fields with `latent=True`). The codebook
+    may be a numpy array; bad arguments are errors that name them. In the ideal world (`is_ideal`) the draws are those
+    of the first simulator, byte for byte; the impairments (01a) draw after them."""
     n, codebook = _check_simulate(cfg, n, g, codebook)
+    dep = None if is_ideal(cfg) else _check_deployment(cfg, codebook, deployment)
     sc = draw_scenes(cfg, n, g)
     nc = codebook.shape[0]
     if nc >= cfg.L:
         idx = torch.rand(n, nc, generator=g).argsort(-1)[:, : cfg.L]  # distinct codes per scene
     else:
         idx = torch.randint(0, nc, (n, cfg.L), generator=g)
-    H = bs_ris_channel(cfg, n, g)
+    H = bs_ris_channel(cfg, n, g) if cfg.deployment == 'scene' else dep['H_true'].expand(n, cfg.M, cfg.N)
     A = steering(cfg, sc['phi'], sc['theta'], sc['r'].clamp_min(1e-3))  # (n, Km, N); padded slots have r = 0
     S = source_cov(cfg, sc['snr_db'].double(), sc['K'])  # (n, Km, Km)
     act = source_mask(sc['K'].long(), cfg.K_max).double()
@@ -201,10 +239,16 @@ def simulate(cfg:Config,  # the configuration of the scenes, the channel and the
     x = s @ A  # (n, L, N) at the RIS
     c = codebook[idx.long()]  # (n, L, N)
     noise = torch.randn(n, cfg.L, cfg.M, generator=g, dtype=torch.complex64)  # sigma^2 = 1
-    y = (c * x) @ H.mT + noise  # (n, L, M)
-    out = dict(y=y, H=H, Hpinv=pinv_right(H), code_idx=idx.to(torch.int16), noise_var=torch.ones(n), **sc)
+    scat = draw_scatterers(cfg, sc['K'], g) if cfg.mp_scatterers else {}
+    if scat: x = x + scattered_field(cfg, s, scat)  # coherent multipath
+    resp = c if ideal_hardware(cfg) else dep['ris_codebook'][idx.long()]  # what the elements applied
+    y = (resp * x) @ H.mT + noise  # (n, L, M)
+    out = dict(y=y, code_idx=idx.to(torch.int16), noise_var=torch.ones(n), **sc, **scat)
+    if cfg.deployment == 'scene':  # a fixed deployment's channel is stored once (`make_deployment`), not per scene
+        Hest = channel_estimate(cfg, H, g)
+        out.update(H=Hest, Hpinv=pinv_right(Hest), **({'H_true': H} if cfg.h_est != 'exact' else {}))
     if latent:
-        out.update(s=s, x=x)
+        out.update(s=s, x=x, H_true=H, ris_response=resp)
     return out
 
 # %% ../nbs/01_data.ipynb #cbatch02
@@ -212,19 +256,29 @@ def complete_batch(cfg:Config,              # the configuration the batch was si
                    b:dict,                  # a raw batch: a `simulate` output or the fields read from a shard
                    codebook:torch.Tensor,   # (n_codes, N) the RIS codebook that `code_idx` indexes
                    rsamp:bool=False,        # also rebuild R_samp from (y, H^+, codes)
+                   deployment:dict=None,    # a real world's deployment (`make_deployment`, `read_deployment`)
                   )->dict:                  # `b`, completed in place
-    "Add `mask`, `codes` and (with `rsamp`) `R_samp` to a raw batch; `K` and `code_idx` become long."
+    """Add `mask`, `codes` and (with `rsamp`) `R_samp` to a raw batch; `K` and `code_idx` become long. With a
+    deployment, also the fixed channel (`H`, `Hpinv`, `H_true`, one (M, N) matrix viewed for every scene), `H_true`
+    where the channel was exact, and `ris_response` (B, L, N): what the RIS applied, for oracle baselines."""
     b['K'] = b['K'].long()
     b['code_idx'] = b['code_idx'].long()
     b['mask'] = source_mask(b['K'], cfg.K_max)
     b['codes'] = codebook[b['code_idx']]
+    if deployment is not None:
+        n = len(b['K'])
+        if 'H' not in b:
+            b.update({k: deployment[k].expand(n, *deployment[k].shape) for k in ('H', 'Hpinv', 'H_true')})
+        b.setdefault('H_true', b['H'])
+        b['ris_response'] = deployment['ris_codebook'][b['code_idx']]
     if rsamp:
         Hpinv = b['Hpinv'] if 'Hpinv' in b else pinv_right(b['H'])
         b['R_samp'] = r_samp(b['y'], Hpinv, b['codes'], b['noise_var'] if cfg.debias else None)
     return b
 
 # %% ../nbs/01_data.ipynb #f883f8e9
-GEN_VERSION = 1  # the simulator's version, recorded in every shard and manifest
+GEN_VERSION = 2  # the simulator's version, recorded in every shard and manifest (2: the impairments of 01a)
+_SAME_AS = {1: is_ideal}  # earlier versions whose shards are still valid: {version: for which configs}
 SPLITS = ('train', 'val', 'test')
 
 # %% ../nbs/01_data.ipynb #8f0bf52a
@@ -239,7 +293,25 @@ SHARD_FIELDS = {  # name: (per-sample shape as a function of cfg, numpy dtype)
     'snr_db': (lambda c: (c.K_max,), 'float32'),
     'K': (lambda c: (), 'int8'),
     'noise_var': (lambda c: (), 'float32'),
+    'H_true': (lambda c: (c.M, c.N), 'complex64'),  # (the fields below: real deployments only, `shard_fields`)
+    'kfactor_db': (lambda c: (c.K_max,), 'float32'),
+    'scat_phi': (lambda c: (c.K_max, c.mp_scatterers), 'float32'),
+    'scat_theta': (lambda c: (c.K_max, c.mp_scatterers), 'float32'),
+    'scat_r': (lambda c: (c.K_max, c.mp_scatterers), 'float32'),
+    'scat_gain': (lambda c: (c.K_max, c.mp_scatterers), 'complex64'),
 }
+
+# %% ../nbs/01_data.ipynb #d4d8c290
+_SCENE_H = lambda c: c.deployment == 'scene'
+_FIELD_WHEN = dict(H=_SCENE_H, Hpinv=_SCENE_H, H_true=lambda c: _SCENE_H(c) and c.h_est != 'exact',
+                   **{k: lambda c: c.mp_scatterers > 0 for k in ('kfactor_db', 'scat_phi', 'scat_theta', 'scat_r', 'scat_gain')})
+
+
+def shard_fields(cfg:Config)->dict:
+    """The shard fields of datasets of `cfg`: `SHARD_FIELDS` less those its world does not have (a fixed deployment
+    keeps its channel in the deployment, not in every scene; `H_true` only where the estimate differs; the scatterers
+    only with multipath)."""
+    return {k: v for k, v in SHARD_FIELDS.items() if _FIELD_WHEN.get(k, lambda c: True)(cfg)}
 
 # %% ../nbs/01_data.ipynb #e19851b5
 _DEPRECATED = dict(FIELDS='SHARD_FIELDS')  # earlier names: {old: new}
@@ -265,8 +337,10 @@ _PHYS = (  # the config fields that change the data
 
 
 def config_hash(cfg):
-    "A short hash of the physics fields (those that change the data)."
-    phys = {k: v for k, v in cfg.to_dict().items() if k in _PHYS}
+    """A short hash of the physics fields (those that change the data); the impairment fields (`REAL_FIELDS`) count where
+    they differ from their defaults, so the hash of an ideal config is the one it had before they existed."""
+    d, default = cfg.to_dict(), Config().to_dict()
+    phys = {k: v for k, v in d.items() if k in _PHYS or (k in REAL_FIELDS and v != default[k])}
     return hashlib.sha256(json.dumps(phys, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/01_data.ipynb #5c511e0e
@@ -295,10 +369,10 @@ def save_npy(path, arr):
     return atomic_write(path, write)
 
 # %% ../nbs/01_data.ipynb #597fd1ce
-def _save_fields(folder, parts):
+def _save_fields(cfg, folder, parts):
     "Write the shard fields of the simulated `parts`, concatenated, one .npy each; returns their SHA-256 by field."
     files = {}
-    for name, (_, dt) in SHARD_FIELDS.items():  # one field at a time: a shard's memory once, not twice
+    for name, (_, dt) in shard_fields(cfg).items():  # one field at a time: a shard's memory once, not twice
         arr = np.ascontiguousarray(torch.cat([p[name] for p in parts]).numpy().astype(dt, copy=False))
         save_npy(folder / f'{name}.npy', arr)
         files[name] = sha256(folder / f'{name}.npy')
@@ -312,6 +386,7 @@ def write_shard(cfg:Config,  # the dataset's configuration
                 n:int,  # the shard's number of samples
                 seed:int,  # the dataset seed (with split and index, it fixes the shard's seed)
                 chunk:int=1024,  # scenes simulated at a time
+                deployment_seed:int=None,  # the deployment's seed (None: the dataset seed); unused when ideal
                )->dict:  # the shard's record (as in the manifest)
     "Simulate one shard and write it atomically to root/split/index; returns its record."
     torch.set_num_threads(1)
@@ -323,10 +398,14 @@ def write_shard(cfg:Config,  # the dataset's configuration
     tmp.mkdir(parents=True)
     g = torch.Generator().manual_seed(shard_seed(seed, split, index))
     cb = make_codebook(cfg, seed)
+    dseed = seed if deployment_seed is None else deployment_seed
+    dep = None if is_ideal(cfg) else make_deployment(cfg, cb, dseed)
     try:
-        files = _save_fields(tmp, [simulate(cfg, min(chunk, n - i), g, cb) for i in range(0, n, chunk)])
+        files = _save_fields(cfg, tmp, [simulate(cfg, min(chunk, n - i), g, cb, deployment=dep)
+                                        for i in range(0, n, chunk)])
         rec = dict(split=split, index=index, n=n, seed=shard_seed(seed, split, index), path=f'{split}/{index:05d}',
-                   files=files, config_hash=config_hash(cfg), generator_version=GEN_VERSION)
+                   files=files, config_hash=config_hash(cfg), generator_version=GEN_VERSION,
+                   **({} if dep is None else {'deployment_seed': dseed}))
         atomic_write_text(tmp / 'shard.json', json.dumps(rec, indent=1))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a failing write leaves no temporary folder behind
@@ -350,8 +429,13 @@ def _plan(counts, shard_size):
         for i in range(math.ceil(counts[s] / shard_size))
     ]
 
+# %% ../nbs/01_data.ipynb #6b9d354c
+def _dseed(seed, deployment_seed):
+    "The deployment seed of a run: `deployment_seed`, or the dataset seed when None."
+    return seed if deployment_seed is None else deployment_seed
+
 # %% ../nbs/01_data.ipynb #16fccd74
-def _existing(root, cfg, split, index, n, seed):
+def _existing(root, cfg, split, index, n, seed, deployment_seed=None):
     "The record of a complete, consistent shard already on disk (checksums included), else None."
     p = Path(root) / split / f'{index:05d}' / 'shard.json'
     try:
@@ -363,8 +447,10 @@ def _existing(root, cfg, split, index, n, seed):
         and rec.get('n') == n
         and rec.get('seed') == shard_seed(seed, split, index)
         and rec.get('config_hash') == config_hash(cfg)
-        and rec.get('generator_version') == GEN_VERSION
-        and set(rec.get('files', {})) == set(SHARD_FIELDS)
+        and (rec.get('generator_version') == GEN_VERSION
+             or rec.get('generator_version') in _SAME_AS and _SAME_AS[rec['generator_version']](cfg))
+        and rec.get('deployment_seed') == (None if is_ideal(cfg) else _dseed(seed, deployment_seed))
+        and set(rec.get('files', {})) == set(shard_fields(cfg))
         and not _changed_files(p.parent, rec['files'])
     )
     return rec if ok else None
@@ -385,7 +471,7 @@ def _other_shards(root, cfg, counts, shard_size, seed):
     return [f"shards {', '.join(other[:3])}{more} of a stopped run with other settings (no manifest)"] if other else []
 
 # %% ../nbs/01_data.ipynb #ed4db3bb
-def _replaces(root, cfg, counts, shard_size, seed):
+def _replaces(root, cfg, counts, shard_size, seed, deployment_seed=None):
     "What a run would replace or delete of the dataset already in root (empty list: nothing, or a resume of it)."
     try: m = json.loads((root / 'manifest.json').read_text())
     except (OSError, ValueError): m = None
@@ -395,6 +481,9 @@ def _replaces(root, cfg, counts, shard_size, seed):
         diff.append(f"config (preset {m.get('preset')!r}, hash {str(m.get('config_hash'))[:10]} -> preset "
                     f"{cfg.preset!r}, hash {config_hash(cfg)[:10]})")
     if m.get('seed') != seed: diff.append(f"seed {m.get('seed')} -> {seed}")
+    old_dep = (m.get('deployment') or {}).get('seed') if isinstance(m.get('deployment'), dict) else None
+    if not is_ideal(cfg) and old_dep != _dseed(seed, deployment_seed):
+        diff.append(f"deployment seed {old_dep} -> {_dseed(seed, deployment_seed)}")
     if m.get('shard_size') != shard_size: diff.append(f"shard_size {m.get('shard_size')} -> {shard_size}")
     old = m.get('counts') if isinstance(m.get('counts'), dict) else {}
     diff += [f"n_{s} {old[s]} -> {counts[s]}" for s in SPLITS if isinstance(old.get(s), int) and counts[s] < old[s]]
@@ -476,6 +565,7 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
                      shard_size:int=None,  # samples per shard (default: cfg.shard_size)
                      workers:int=2,  # processes writing shards
                      seed:int=0,  # the dataset seed: with the config, it fixes every byte
+                     deployment_seed:int=None,  # the deployment's seed (channel, estimate, RIS); None: `seed`
                      progress:bool=True,  # show a progress bar over the shards
                      overwrite:bool=False,  # replace a dataset of another config, seed or shard size, or shrink one
                     )->dict:  # the manifest
@@ -484,38 +574,44 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
     size, or a smaller one, is replaced only with `overwrite`. Only its own shard folders are ever deleted: any other
     folder under a split folder is an error before any work. Arguments are checked before anything is created."""
     _checked_run(cfg, out_dir, workers, seed, overwrite, progress)
+    if deployment_seed is not None and (not isinstance(deployment_seed, int) or isinstance(deployment_seed, bool)
+                                        or not 0 <= deployment_seed < 2 ** 63):
+        raise ValueError(f"generate_dataset: deployment_seed must be an int in [0, 2^63) or None, got {deployment_seed!r}")
     counts, shard_size = _checked_sizes(cfg, n_train, n_val, n_test, shard_size)
     root = Path(out_dir)
     _check_foreign(root)
     draw_scenes(cfg, 64, torch.Generator().manual_seed(0))  # a min_sep_deg that cannot be met: an error here, no later
     root.mkdir(parents=True, exist_ok=True)
     with dir_lock(root, 'ris_generate'):
-        diff = _replaces(root, cfg, counts, shard_size, seed)
+        diff = _replaces(root, cfg, counts, shard_size, seed, deployment_seed)
         if diff and not overwrite:
             raise FileExistsError(f"{root} holds another dataset ({'; '.join(diff)}): generating would replace or "
                                   "delete its shards. Use another folder, or overwrite=True (ris_generate --overwrite)")
         if diff:                                            # a crash from here on leaves no manifest over mixed shards
             (root / 'manifest.json').unlink(missing_ok=True)
-        return _generate(cfg, root, counts, shard_size, workers, seed, progress)
+        return _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed)
 
 # %% ../nbs/01_data.ipynb #e0e66372
-def _generate(cfg, root, counts, shard_size, workers, seed, progress):
-    "Write the shards of the plan that are not on disk yet, the codebook and the manifest; drop shards beyond it."
+def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed=None):
+    """Write the shards of the plan that are not on disk yet, the codebook, the deployment (real worlds) and the
+    manifest; drop shards beyond it."""
     plan = _plan(counts, shard_size)
-    recs = {(s, i): _existing(root, cfg, s, i, n, seed) for s, i, n in plan}
+    recs = {(s, i): _existing(root, cfg, s, i, n, seed, deployment_seed) for s, i, n in plan}
     todo = [(s, i, n) for s, i, n in plan if recs[(s, i)] is None]
     t0 = time.time()
-    recs.update(_write_shards(cfg, root, todo, workers, seed, progress))
+    recs.update(_write_shards(cfg, root, todo, workers, seed, progress, deployment_seed))
     cbp = root / 'codebook.npy'
     save_npy(cbp, make_codebook(cfg, seed).numpy())
+    dep = None if is_ideal(cfg) else _write_deployment(cfg, root, make_codebook(cfg, seed), _dseed(seed, deployment_seed))
     _prune(root, recs)
     man = _manifest(cfg, counts, shard_size, seed, cbp, [recs[(s, i)] for s, i, _ in plan])
+    if dep is not None: man['deployment'] = dep
     man['generated'] = dict(shards=len(todo), seconds=round(time.time() - t0, 3))
     atomic_write_text(root / 'manifest.json', json.dumps(man, indent=1))
     return man
 
 # %% ../nbs/01_data.ipynb #bcc11759
-def _write_shards(cfg, root, todo, workers, seed, progress):
+def _write_shards(cfg, root, todo, workers, seed, progress, deployment_seed=None):
     "Write the shards `todo` ((split, index, n) each), on `workers` processes when more than one; their records."
     recs = {}
     if not todo: return recs
@@ -526,13 +622,14 @@ def _write_shards(cfg, root, todo, workers, seed, progress):
         with ProcessPoolExecutor(
             min(workers, len(todo)), mp_context=mp.get_context('spawn'), initializer=lib._init_worker
         ) as ex:
-            futs = {ex.submit(lib.write_shard, cfg, root, s, i, n, seed): (s, i) for s, i, n in todo}
+            futs = {ex.submit(lib.write_shard, cfg, root, s, i, n, seed, deployment_seed=deployment_seed): (s, i)
+                    for s, i, n in todo}
             for f in futs:
                 recs[futs[f]] = f.result()
                 bar.update()
     else:
         for s, i, n in todo:
-            recs[(s, i)] = write_shard(cfg, root, s, i, n, seed)
+            recs[(s, i)] = write_shard(cfg, root, s, i, n, seed, deployment_seed=deployment_seed)
             bar.update()
     bar.close()
     return recs
@@ -555,10 +652,48 @@ def _manifest(cfg, counts, shard_size, seed, cbp, shards):
         seed=seed,
         counts=counts,
         shard_size=shard_size,
-        fields={k: dict(shape=list(f(cfg)), dtype=dt) for k, (f, dt) in SHARD_FIELDS.items()},
+        fields={k: dict(shape=list(f(cfg)), dtype=dt) for k, (f, dt) in shard_fields(cfg).items()},
         codebook=dict(path='codebook.npy', sha256=sha256(cbp)),
         shards=shards,
     )
+
+# %% ../nbs/01_data.ipynb #a0f87305
+DEPLOYMENT_DIR = 'deployment'  # the folder of a dataset's deployment (real worlds only)
+
+
+def _write_deployment(cfg, root, codebook, seed):
+    "Write the deployment of `seed` into root/deployment atomically, one .npy per field; its manifest record."
+    dep = make_deployment(cfg, codebook, seed)
+    d = Path(root) / DEPLOYMENT_DIR
+    d.mkdir(exist_ok=True)
+    files = {}
+    for k, v in dep.items():
+        a = v.numpy()
+        save_npy(d / f'{k}.npy', a.astype(np.complex64) if a.dtype == np.complex128 else a)
+        files[k] = sha256(d / f'{k}.npy')
+    for f in d.glob('*.npy'):                                   # fields of another world's deployment: not this one's
+        if f.stem not in files: f.unlink()
+    return dict(seed=seed, path=DEPLOYMENT_DIR, files=files)
+
+# %% ../nbs/01_data.ipynb #24fa63d1
+def read_deployment(root,           # the dataset folder
+                    man:dict=None,  # its manifest (read when None)
+                   )->dict:         # {field: tensor} (`make_deployment`'s fields), or None for an ideal dataset
+    """The deployment of a dataset, each file checked against the manifest's SHA-256 (a DataError naming the file);
+    None when the dataset is of the ideal world (it has none)."""
+    root = Path(root)
+    man = read_manifest(root) if man is None else man
+    rec = man.get('deployment')
+    if rec is None: return None
+    out = {}
+    for k, h in rec['files'].items():
+        f = root / rec['path'] / f'{k}.npy'
+        if not f.is_file() or sha256(f) != h:
+            raise DataError(f"{f}: deployment field {k!r} is {'missing' if not f.is_file() else 'changed or corrupt'} "
+                            "(its checksum differs from the manifest's); rerun the ris_generate command that made "
+                            "the dataset")
+        out[k] = torch.from_numpy(np.load(f))
+    return out
 
 # %% ../nbs/01_data.ipynb #2062cf53
 class DataError(ValueError):
@@ -579,7 +714,7 @@ def _need(p, where, value, ok, want):
                     "rerun the ris_generate command that made the dataset)")
 
 # %% ../nbs/01_data.ipynb #14228e84
-def _check_shard_record(p, i, s):
+def _check_shard_record(p, i, s, fields=SHARD_FIELDS):
     "The schema of the manifest's record of shard `i`: split, n, path and a SHA-256 for every field's file."
     w = f'shards[{i}]'
     _need(p, w, s, isinstance(s, dict), 'a JSON object')
@@ -588,10 +723,22 @@ def _check_shard_record(p, i, s):
     _need(p, f'{w}.n', get('n'), _is_count(get('n')), 'an int >= 0')
     _need(p, f'{w}.path', get('path'), isinstance(get('path'), str) and bool(s['path']), 'a folder path (str)')
     _need(p, f'{w}.files', get('files'), isinstance(get('files'), dict), 'a JSON object {field: SHA-256}')
-    for k in SHARD_FIELDS:
+    for k in fields:
         v = get(k, s['files'])
         _need(p, f'{w}.files.{k}', v, isinstance(v, str) and bool(re.fullmatch('[0-9a-f]{64}', v)),
               'the SHA-256 of the file (64 hex digits): a shard is read only against its checksums')
+
+# %% ../nbs/01_data.ipynb #9792381c
+def _check_deployment_record(p, d):
+    "The schema of the manifest's `deployment` record: its seed, folder and a SHA-256 for every field's file."
+    _need(p, 'deployment', d, isinstance(d, dict), 'a JSON object (seed, path, files)')
+    get = lambda k, x=d: x.get(k, _MISSING)
+    _need(p, 'deployment.seed', get('seed'), _is_count(get('seed')), 'an int >= 0')
+    _need(p, 'deployment.path', get('path'), isinstance(get('path'), str) and bool(d['path']), 'a folder path (str)')
+    _need(p, 'deployment.files', get('files'), isinstance(get('files'), dict), 'a JSON object {field: SHA-256}')
+    for k, v in d['files'].items():
+        _need(p, f'deployment.files.{k}', v, isinstance(v, str) and bool(re.fullmatch('[0-9a-f]{64}', v)),
+              'the SHA-256 of the file (64 hex digits)')
 
 # %% ../nbs/01_data.ipynb #2d647035
 def _check_manifest(p, man):
@@ -609,7 +756,8 @@ def _check_manifest(p, man):
         _need(p, f'fields.{k}', f, ok and isinstance(f.get('dtype'), str), "{'shape': [ints >= 0], 'dtype': str}")
     for k in ('path', 'sha256'):
         _need(p, f'codebook.{k}', man['codebook'].get(k, _MISSING), isinstance(man['codebook'].get(k), str), 'a string')
-    for i, s in enumerate(man['shards']): _check_shard_record(p, i, s)
+    for i, s in enumerate(man['shards']): _check_shard_record(p, i, s, list(man['fields']))
+    if 'deployment' in man: _check_deployment_record(p, man['deployment'])
 
 # %% ../nbs/01_data.ipynb #61a38e6e
 def read_manifest(root):
@@ -807,10 +955,11 @@ def _open_npy(path, field, man_field, n):
 def _check_fields(root, man, cfg):
     "A DataError unless the manifest lists every shard field with the shape and dtype the config implies."
     fld = man['fields']
-    missing = set(SHARD_FIELDS) - set(fld)
+    want = shard_fields(cfg)
+    missing = set(want) - set(fld)
     if missing:
         raise DataError(f"{root / 'manifest.json'}: fields {sorted(missing)} are missing from the manifest")
-    for k, (f, dt) in SHARD_FIELDS.items():
+    for k, (f, dt) in want.items():
         if list(f(cfg)) != fld[k]['shape'] or dt != fld[k]['dtype']:
             raise DataError(
                 f"{root / 'manifest.json'}: field {k!r} is {fld[k]} but the config implies "
@@ -869,11 +1018,13 @@ class ShardDataset(torch.utils.data.Dataset):
         self.shards = shards = _split_shards(self.root, man, split)
         fld = man['fields']
         self.maps = [
-            {k: _open_npy(self.root / s['path'] / f'{k}.npy', k, fld[k], s['n']) for k in SHARD_FIELDS} for s in shards
+            {k: _open_npy(self.root / s['path'] / f'{k}.npy', k, fld[k], s['n']) for k in shard_fields(self.cfg)}
+            for s in shards
         ]
         self.verify, self.verified = verify, set()
         self.offsets = np.cumsum([0] + [s['n'] for s in shards])
         self.codebook = _read_codebook(self.root, man, self.cfg)
+        self.deployment = read_deployment(self.root, man)  # None in the ideal world
         self.derived = {name: read_derived(self.root, name, split, len(self)) for name in derived}
 
 # %% ../nbs/01_data.ipynb #7f09d132
@@ -906,7 +1057,7 @@ def _read(self:ShardDataset, idx):
     "The shard fields of samples `idx` (numpy arrays), and the shard of each sample."
     sh = np.searchsorted(self.offsets, idx, side='right') - 1
     fld = self.manifest['fields']  # (the shape and dtype of every file, checked when it was opened)
-    out = {k: np.empty((len(idx), *fld[k]['shape']), fld[k]['dtype']) for k in SHARD_FIELDS}
+    out = {k: np.empty((len(idx), *fld[k]['shape']), fld[k]['dtype']) for k in self.maps[0]} if self.maps else {}
     for s in np.unique(sh):
         if self.verify and s not in self.verified: self.check_shard(s)
         sel = np.nonzero(sh == s)[0]
@@ -944,7 +1095,7 @@ def __getitems__(self:ShardDataset, idx):
         out.update({f'{name}_{k}': np.ascontiguousarray(a[idx]) for k, a in arrays.items()})
     b = {k: torch.from_numpy(v) for k, v in out.items()}
     b['index'] = torch.from_numpy(idx)
-    return complete_batch(self.cfg, b, self.codebook, self.with_rsamp)
+    return complete_batch(self.cfg, b, self.codebook, self.with_rsamp, self.deployment)
 
 # %% ../nbs/01_data.ipynb #f3e0bd9a
 @patch
@@ -964,7 +1115,7 @@ def derive(self:ShardDataset, b):
     "Deprecated: `complete_batch(ds.cfg, b, ds.codebook, ds.with_rsamp)`, which it calls."
     warnings.warn("ShardDataset.derive is deprecated; use complete_batch(ds.cfg, b, ds.codebook, ds.with_rsamp)",
                   DeprecationWarning, stacklevel=2)
-    return complete_batch(self.cfg, b, self.codebook, self.with_rsamp)
+    return complete_batch(self.cfg, b, self.codebook, self.with_rsamp, self.deployment)
 
 # %% ../nbs/01_data.ipynb #88b3500d
 @patch
@@ -1038,7 +1189,8 @@ def n_samples(n_avail, n, what):
 def check_data(cfg, ds):
     "Raise DataError if the dataset was generated with other physics than cfg."
     if config_hash(cfg) != ds.manifest['config_hash']:
-        diff = {k: (getattr(ds.cfg, k), getattr(cfg, k)) for k in _PHYS if getattr(ds.cfg, k) != getattr(cfg, k)}
+        diff = {k: (getattr(ds.cfg, k), getattr(cfg, k)) for k in _PHYS + list(REAL_FIELDS)
+                if getattr(ds.cfg, k) != getattr(cfg, k)}
         which = (f"for preset {ds.cfg.preset!r} but the model's config is preset {cfg.preset!r}"
                  if ds.cfg.preset != cfg.preset else "with other physics than the model's config")
         raise DataError(f"{ds.root}: the data were generated {which}; fields differ (data, model): {diff}")
@@ -1080,6 +1232,13 @@ def _zero_rsamp(ds, chunk):
             probs.append(f"{ds.root}: {ds.split} sample {i + int(z.nonzero()[0])}: R_samp is zero")
     return probs
 
+# %% ../nbs/01_data.ipynb #1fb7be9a
+def _deployment_problems(root, man):
+    "The deployment's problem (a file missing or changed), if any, as a list."
+    try: read_deployment(root, man)
+    except DataError as e: return [str(e)]
+    return []
+
 # %% ../nbs/01_data.ipynb #1de59e52
 def verify_dataset(root,  # the dataset folder
                    raise_on_error:bool=True,  # raise a DataError listing the problems (else only return them)
@@ -1092,7 +1251,7 @@ def verify_dataset(root,  # the dataset folder
     except DataError as e:
         man, probs = None, [str(e)]
     if man is not None:
-        probs = _codebook_problems(root, man) + _checksum_problems(root, man)
+        probs = _codebook_problems(root, man) + _checksum_problems(root, man) + _deployment_problems(root, man)
         for split in SPLITS:
             try:
                 ds = ShardDataset(root, split, with_rsamp=True, verify=False)      # checksums checked above
