@@ -15,7 +15,9 @@ from .core import clamp_box, damped_newton, cat_batches, real_dtype, NonFiniteEr
 from .data import simulate, true_cov, backproject, r_samp, generate_dataset, ShardDataset, verify_dataset
 from .data import read_manifest, read_config, manifest_hash, DataError, loader, to_device, n_samples
 from .data import check_data, complete_batch, require_dataset, hold_dataset
-from .data import write_derived, read_derived
+from .data import write_derived, read_derived, make_deployment, read_deployment, shard_fields
+from .impairments import REAL_FIELDS, is_ideal, ideal_hardware, channel_estimate, practical_amplitude
+from .impairments import draw_ris_hardware, ris_response, draw_scatterers, scattered_field
 from .covariance import build_effective_cov, cov_kwargs, mdl, aic, count_sources, signal_subspace
 from .covariance import subspace_error
 from .metrics import metrics, match, pair_cost, score, crb, fisher, crb_table, scene_snr, by_snr, confusion

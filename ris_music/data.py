@@ -25,7 +25,7 @@ from .impairments import (REAL_FIELDS, is_ideal, ideal_hardware, deployment_gene
 __all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'DEPLOYMENT_DIR', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel',
            'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp', 'make_deployment', 'simulate',
            'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
-           'generate_dataset', 'read_deployment', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
+           'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash', 'read_deployment',
            'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived', 'has_derived',
            'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset', 'verify_cli',
            'generate_cli']
@@ -657,44 +657,6 @@ def _manifest(cfg, counts, shard_size, seed, cbp, shards):
         shards=shards,
     )
 
-# %% ../nbs/01_data.ipynb #a0f87305
-DEPLOYMENT_DIR = 'deployment'  # the folder of a dataset's deployment (real worlds only)
-
-
-def _write_deployment(cfg, root, codebook, seed):
-    "Write the deployment of `seed` into root/deployment atomically, one .npy per field; its manifest record."
-    dep = make_deployment(cfg, codebook, seed)
-    d = Path(root) / DEPLOYMENT_DIR
-    d.mkdir(exist_ok=True)
-    files = {}
-    for k, v in dep.items():
-        a = v.numpy()
-        save_npy(d / f'{k}.npy', a.astype(np.complex64) if a.dtype == np.complex128 else a)
-        files[k] = sha256(d / f'{k}.npy')
-    for f in d.glob('*.npy'):                                   # fields of another world's deployment: not this one's
-        if f.stem not in files: f.unlink()
-    return dict(seed=seed, path=DEPLOYMENT_DIR, files=files)
-
-# %% ../nbs/01_data.ipynb #24fa63d1
-def read_deployment(root,           # the dataset folder
-                    man:dict=None,  # its manifest (read when None)
-                   )->dict:         # {field: tensor} (`make_deployment`'s fields), or None for an ideal dataset
-    """The deployment of a dataset, each file checked against the manifest's SHA-256 (a DataError naming the file);
-    None when the dataset is of the ideal world (it has none)."""
-    root = Path(root)
-    man = read_manifest(root) if man is None else man
-    rec = man.get('deployment')
-    if rec is None: return None
-    out = {}
-    for k, h in rec['files'].items():
-        f = root / rec['path'] / f'{k}.npy'
-        if not f.is_file() or sha256(f) != h:
-            raise DataError(f"{f}: deployment field {k!r} is {'missing' if not f.is_file() else 'changed or corrupt'} "
-                            "(its checksum differs from the manifest's); rerun the ris_generate command that made "
-                            "the dataset")
-        out[k] = torch.from_numpy(np.load(f))
-    return out
-
 # %% ../nbs/01_data.ipynb #2062cf53
 class DataError(ValueError):
     "A dataset that is missing, malformed or inconsistent with its manifest."
@@ -783,6 +745,44 @@ def manifest_hash(root):
     "A short hash of what a dataset is (its manifest without the generation timings): which data a result used."
     man = {k: v for k, v in read_manifest(root).items() if k != 'generated'}
     return hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
+
+# %% ../nbs/01_data.ipynb #a0f87305
+DEPLOYMENT_DIR = 'deployment'  # the folder of a dataset's deployment (real worlds only)
+
+
+def _write_deployment(cfg, root, codebook, seed):
+    "Write the deployment of `seed` into root/deployment atomically, one .npy per field; its manifest record."
+    dep = make_deployment(cfg, codebook, seed)
+    d = Path(root) / DEPLOYMENT_DIR
+    d.mkdir(exist_ok=True)
+    files = {}
+    for k, v in dep.items():
+        a = v.numpy()
+        save_npy(d / f'{k}.npy', a.astype(np.complex64) if a.dtype == np.complex128 else a)
+        files[k] = sha256(d / f'{k}.npy')
+    for f in d.glob('*.npy'):                                   # fields of another world's deployment: not this one's
+        if f.stem not in files: f.unlink()
+    return dict(seed=seed, path=DEPLOYMENT_DIR, files=files)
+
+# %% ../nbs/01_data.ipynb #24fa63d1
+def read_deployment(root,           # the dataset folder
+                    man:dict=None,  # its manifest (read when None)
+                   )->dict:         # {field: tensor} (`make_deployment`'s fields), or None for an ideal dataset
+    """The deployment of a dataset, each file checked against the manifest's SHA-256 (a DataError naming the file);
+    None when the dataset is of the ideal world (it has none)."""
+    root = Path(root)
+    man = read_manifest(root) if man is None else man
+    rec = man.get('deployment')
+    if rec is None: return None
+    out = {}
+    for k, h in rec['files'].items():
+        f = root / rec['path'] / f'{k}.npy'
+        if not f.is_file() or sha256(f) != h:
+            raise DataError(f"{f}: deployment field {k!r} is {'missing' if not f.is_file() else 'changed or corrupt'} "
+                            "(its checksum differs from the manifest's); rerun the ris_generate command that made "
+                            "the dataset")
+        out[k] = torch.from_numpy(np.load(f))
+    return out
 
 # %% ../nbs/01_data.ipynb #89a36e92
 DEMO_DATASET = dict(preset='tiny', n_train=240, n_val=80, n_test=80, shard_size=80, seed=0)  # the notebooks' demo
@@ -1057,7 +1057,7 @@ def _read(self:ShardDataset, idx):
     "The shard fields of samples `idx` (numpy arrays), and the shard of each sample."
     sh = np.searchsorted(self.offsets, idx, side='right') - 1
     fld = self.manifest['fields']  # (the shape and dtype of every file, checked when it was opened)
-    out = {k: np.empty((len(idx), *fld[k]['shape']), fld[k]['dtype']) for k in self.maps[0]} if self.maps else {}
+    out = {k: np.empty((len(idx), *fld[k]['shape']), fld[k]['dtype']) for k in shard_fields(self.cfg)}
     for s in np.unique(sh):
         if self.verify and s not in self.verified: self.check_shard(s)
         sel = np.nonzero(sh == s)[0]

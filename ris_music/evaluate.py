@@ -22,6 +22,7 @@ from .coded_ml import coded_ml_localize, range_posterior
 from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scene_snr, confusion
 from .model import decide_k, music_cov, infer, localize, with_coded_ml, load_checkpoint
 from .train import Trainer
+from .impairments import is_ideal
 
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METHODS', 'EST_FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'RUN_FILES', 'DEMO_RUN', 'Method',
@@ -40,6 +41,7 @@ class Method:
     marker: str                    # its plotly marker symbol
     estimates_k: bool = True       # it chooses K by a rule of its own (so its K confusion is drawn)
     needs_model: bool = False      # it runs only with a trained model
+    needs_real: bool = False       # it runs only on a real world's data (batches with H_true and ris_response)
     run: Callable | None = None    # run(cfg, batch, model, k_conf_thresh, beta) -> estimates; None: a reference curve
 
 # %% ../nbs/07_eval.ipynb #c0a36618
@@ -73,9 +75,11 @@ def register(name:str,                  # its key in results.json
              run:Callable|None=None,    # run(cfg, batch, model, k_conf_thresh, beta) -> dict with EST_FIELDS
              estimates_k:bool=True,     # it chooses K by a rule of its own
              needs_model:bool=False,    # it runs only with a trained model
+             needs_real:bool=False,     # it runs only on a real world's data (H_true, ris_response)
             )->Method:                  # the entry, as `METHODS[name]` now holds it
     "Add the method `name` to `METHODS` (or replace the entry of that name)."
-    METHODS[name] = Method(name, label, color, marker, estimates_k=estimates_k, needs_model=needs_model, run=run)
+    METHODS[name] = Method(name, label, color, marker, estimates_k=estimates_k, needs_model=needs_model,
+                           needs_real=needs_real, run=run)
     return METHODS[name]
 
 # %% ../nbs/07_eval.ipynb #b8c89d27
@@ -96,9 +100,15 @@ def run_coded_ml(cfg:Config,                    # the preset
                  beta:float|None=None,          # unused
                  true_k:bool=False,             # localise with the true K instead of the criterion's
                  posterior:bool=False,          # replace each range by its posterior mean (`range_posterior`)
+                 oracle:bool=False,             # given H_true and ris_response (a real world's) for H and codes
                 )->dict:                        # `coded_ml_localize`'s estimates (K, phi, theta, r, mask, ...)
-    "Coded-ML on the raw snapshots: K by its criterion (or the true K with `true_k`), posterior-mean ranges if asked."
-    args = batch['y'], batch['H'], batch['codes'], batch['noise_var']
+    """Coded-ML on the raw snapshots: K by its criterion (or the true K with `true_k`), posterior-mean ranges if asked;
+    with `oracle`, given the true channel and the elements' true responses instead of the estimate and the codes."""
+    if oracle and not ('H_true' in batch and 'ris_response' in batch):
+        raise ValueError("run_coded_ml: oracle=True needs a real world's batch (with H_true and ris_response); this "
+                         f"one has {sorted(k for k in batch if k in ('H', 'codes', 'H_true', 'ris_response'))}")
+    H, codes = (batch['H_true'], batch['ris_response']) if oracle else (batch['H'], batch['codes'])
+    args = batch['y'], H, codes, batch['noise_var']
     e = coded_ml_localize(cfg, *args, K=batch['K'] if true_k else None)
     if posterior: e.update(range_posterior(cfg, *args, e, e['K']))
     return e
@@ -125,6 +135,8 @@ register('coded_ml_post', 'coded-ML + posterior-mean range', '#17becf', 'diamond
          run=partial(run_coded_ml, posterior=True), estimates_k=False)       # its K is coded_ml's
 register('coded_ml_trueK', 'coded-ML, true K', '#98df8a', 'diamond-open', run=partial(run_coded_ml, true_k=True),
          estimates_k=False)
+register('coded_ml_oracle', 'coded-ML, true channel + RIS (oracle)', '#d62728', 'diamond-tall',
+         run=partial(run_coded_ml, oracle=True), needs_real=True)        # real worlds only
 register('music_rsamp_mdl', 'MUSIC, R_samp, MDL K', '#ff7f0e', 'square', run=run_music)
 register('music_rsamp_trueK', 'MUSIC, R_samp, true K', '#ffbb78', 'square-open', run=partial(run_music, true_k=True),
          estimates_k=False)
@@ -133,9 +145,13 @@ register('music_trueR', 'MUSIC, true R', '#9467bd', 'triangle-up', run=partial(r
 register('crb', 'sqrt CRB', '#000000', 'x', estimates_k=False)                # a reference curve: nothing to run
 
 # %% ../nbs/07_eval.ipynb #664067f1
-def default_methods(with_model:bool=True):
-    "Names of the registered methods that can run: all of them given a model, else those that need none."
-    return tuple(m.name for m in METHODS.values() if m.run is not None and (with_model or not m.needs_model))
+def default_methods(with_model:bool=True, # a trained model is given (the methods that need one can run)
+                    real:bool=False,      # the data are of a real world (`not is_ideal(cfg)`: H_true, ris_response)
+                   )->tuple:              # the names, in the registry's order
+    """Names of the registered methods that can run: all of them given a model, else those that need none; those that
+    need a real world's data (the oracle) only with `real`."""
+    return tuple(m.name for m in METHODS.values() if m.run is not None and (with_model or not m.needs_model)
+                 and (real or not m.needs_real))
 
 # %% ../nbs/07_eval.ipynb #7af9efeb
 EST_FIELDS = ('K', 'phi', 'theta', 'r', 'mask')  # what `estimate` keeps of each method's estimates
@@ -154,12 +170,16 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/07_eval.ipynb #b9aa7b17
-def _runnable(method, model, who):
-    "The registered method `method` if it can run (with `model`, if it needs one); else a ValueError for `who`."
+def _runnable(method, model, who, real=True):
+    """The registered method `method` if it can run (with `model`, if it needs one; on a real world's data, `real`, if
+    it needs that); else a ValueError for `who`."""
     m = METHODS.get(method) if isinstance(method, str) else None
     if m is None or m.run is None:
-        raise ValueError(f"{who}: unknown method {method!r}; use one of {default_methods()}")
+        raise ValueError(f"{who}: unknown method {method!r}; use one of {default_methods(real=True)}")
     if m.needs_model and model is None: raise ValueError(f"{who}: {method!r} needs a trained model")
+    if m.needs_real and not real:
+        raise ValueError(f"{who}: {method!r} needs a real world's data (a *_real preset: batches with H_true and "
+                         "ris_response); this dataset is of the ideal world")
     return m
 
 # %% ../nbs/07_eval.ipynb #c6130b5c
@@ -171,7 +191,8 @@ def estimate(method:str,                 # a name in METHODS that has a `run`
              beta:float|None=None,       # the hybrid's covariance blend (None: the model's)
             )->dict:                     # EST_FIELDS, on the CPU
     "One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU."
-    e = _runnable(method, model, 'estimate').run(cfg, batch, model, k_conf_thresh, beta)
+    real = 'H_true' in batch and 'ris_response' in batch
+    e = _runnable(method, model, 'estimate', real).run(cfg, batch, model, k_conf_thresh, beta)
     return {k: e[k].cpu() for k in EST_FIELDS}
 
 # %% ../nbs/07_eval.ipynb #b763bf9d
@@ -244,14 +265,15 @@ def run_methods(ds:ShardDataset,                 # the split to evaluate on
                 model=None,                      # a trained RisNet (the methods that need one run only with it)
                 k_conf_thresh:float|None=None,   # the hybrid's K-head confidence threshold (None: the model's)
                 beta:float|None=None,            # the hybrid's covariance blend (None: the model's)
-                methods=None,                    # names in METHODS (default: `default_methods`)
+                methods=None,                    # names in METHODS (default: `default_methods` of the data's world)
                 batch_size:int=128,              # scenes per batch
                 device='cpu',                    # where the batches go
                )->tuple:                         # (estimates per method, seconds per method, truth)
     "Estimates of every method on the first n scenes of ds, the seconds each took, and the truth."
     n, cfg = _scenes(ds, n, 'run_methods'), model.cfg if model is not None else ds.cfg
-    methods = [methods] if isinstance(methods, str) else list(methods or default_methods(model is not None))
-    for m in methods: _runnable(m, model, 'run_methods')
+    real = not is_ideal(ds.cfg)
+    methods = [methods] if isinstance(methods, str) else list(methods or default_methods(model is not None, real))
+    for m in methods: _runnable(m, model, 'run_methods', real)
     est = {m: [] for m in methods}
     secs = dict.fromkeys(methods, 0.0)
     truth = []
