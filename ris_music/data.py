@@ -304,13 +304,14 @@ SHARD_FIELDS = {  # name: (per-sample shape as a function of cfg, numpy dtype)
 # %% ../nbs/01_data.ipynb #d4d8c290
 _SCENE_H = lambda c: c.deployment == 'scene'
 _FIELD_WHEN = dict(H=_SCENE_H, Hpinv=_SCENE_H, H_true=lambda c: _SCENE_H(c) and c.h_est != 'exact',
-                   **{k: lambda c: c.mp_scatterers > 0 for k in ('kfactor_db', 'scat_phi', 'scat_theta', 'scat_r', 'scat_gain')})
+                   **dict.fromkeys(('kfactor_db', 'scat_phi', 'scat_theta', 'scat_r', 'scat_gain'),
+                                   lambda c: c.mp_scatterers > 0))
 
 
 def shard_fields(cfg:Config)->dict:
     """The shard fields of datasets of `cfg`: `SHARD_FIELDS` less those its world does not have (a fixed deployment
-    keeps its channel in the deployment, not in every scene; `H_true` only where the estimate differs; the scatterers
-    only with multipath)."""
+    keeps its channel in the deployment, not in every scene; `H_true` only where the estimate differs; the
+    scatterers only with multipath)."""
     return {k: v for k, v in SHARD_FIELDS.items() if _FIELD_WHEN.get(k, lambda c: True)(cfg)}
 
 # %% ../nbs/01_data.ipynb #e19851b5
@@ -337,8 +338,8 @@ _PHYS = (  # the config fields that change the data
 
 
 def config_hash(cfg):
-    """A short hash of the physics fields (those that change the data); the impairment fields (`REAL_FIELDS`) count where
-    they differ from their defaults, so the hash of an ideal config is the one it had before they existed."""
+    """A short hash of the physics fields (those that change the data); the impairment fields (`REAL_FIELDS`) count
+    where they differ from their defaults, so the hash of an ideal config is the one it had before they existed."""
     d, default = cfg.to_dict(), Config().to_dict()
     phys = {k: v for k, v in d.items() if k in _PHYS or (k in REAL_FIELDS and v != default[k])}
     return hashlib.sha256(json.dumps(phys, sort_keys=True).encode()).hexdigest()[:16]
@@ -565,7 +566,7 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
                      shard_size:int=None,  # samples per shard (default: cfg.shard_size)
                      workers:int=2,  # processes writing shards
                      seed:int=0,  # the dataset seed: with the config, it fixes every byte
-                     deployment_seed:int=None,  # the deployment's seed (channel, estimate, RIS); None: `seed`
+                     deployment_seed:int=None,  # the deployment's seed (channel, its estimate, RIS); None: seed
                      progress:bool=True,  # show a progress bar over the shards
                      overwrite:bool=False,  # replace a dataset of another config, seed or shard size, or shrink one
                     )->dict:  # the manifest
@@ -576,7 +577,8 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
     _checked_run(cfg, out_dir, workers, seed, overwrite, progress)
     if deployment_seed is not None and (not isinstance(deployment_seed, int) or isinstance(deployment_seed, bool)
                                         or not 0 <= deployment_seed < 2 ** 63):
-        raise ValueError(f"generate_dataset: deployment_seed must be an int in [0, 2^63) or None, got {deployment_seed!r}")
+        raise ValueError(f"generate_dataset: deployment_seed must be an int in [0, 2^63) or None, got "
+                         f"{deployment_seed!r}")
     counts, shard_size = _checked_sizes(cfg, n_train, n_val, n_test, shard_size)
     root = Path(out_dir)
     _check_foreign(root)
@@ -602,7 +604,8 @@ def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment
     recs.update(_write_shards(cfg, root, todo, workers, seed, progress, deployment_seed))
     cbp = root / 'codebook.npy'
     save_npy(cbp, make_codebook(cfg, seed).numpy())
-    dep = None if is_ideal(cfg) else _write_deployment(cfg, root, make_codebook(cfg, seed), _dseed(seed, deployment_seed))
+    dseed = _dseed(seed, deployment_seed)
+    dep = None if is_ideal(cfg) else _write_deployment(cfg, root, make_codebook(cfg, seed), dseed)
     _prune(root, recs)
     man = _manifest(cfg, counts, shard_size, seed, cbp, [recs[(s, i)] for s, i, _ in plan])
     if dep is not None: man['deployment'] = dep
