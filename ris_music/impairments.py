@@ -31,7 +31,8 @@ def is_ideal(cfg:Config)->bool:
 # %% ../nbs/01a_impairments.ipynb #782624c3
 def deployment_generator(seed:int)->torch.Generator:
     "The random generator of deployment `seed` (its channel, the channel estimate, the RIS hardware)."
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0xDE9]).generate_state(1, np.uint64)[0] >> 1))
+    state = np.random.SeedSequence([seed, 0xDE9]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state >> 1))
 
 # %% ../nbs/01a_impairments.ipynb #f9f809e6
 def channel_estimate(cfg:Config,          # h_est and h_nmse_db
@@ -55,8 +56,9 @@ def practical_amplitude(cfg:Config,           # ris_beta_min, ris_phi0_deg, ris_
 def draw_ris_hardware(cfg:Config,          # N, ris_amp_err, ris_phase_err_deg, ris_dead_frac
                       g:torch.Generator,   # the deployment's generator (`deployment_generator`)
                      )->dict:              # ris_gain (N,) complex128, ris_dead (N,) bool, ris_stuck (N,) float64
-    """One physical RIS: each element's static complex gain a_n e^{j delta_n}, which elements failed (round(ris_dead_frac
-    N) of them, chosen at random) and the phase each failed element is stuck at (uniform, radians)."""
+    """One physical RIS: each element's static complex gain a_n e^{j delta_n}, which elements failed
+    (round(ris_dead_frac N) of them, chosen at random) and the phase each failed element is stuck at (uniform,
+    radians)."""
     N = cfg.N
     amp = (1 + cfg.ris_amp_err * torch.randn(N, generator=g, dtype=torch.float64)).clamp_min(0)
     dph = math.radians(cfg.ris_phase_err_deg) * torch.randn(N, generator=g, dtype=torch.float64)
@@ -81,9 +83,10 @@ def ris_response(cfg:Config,           # ris_amp_model and the practical amplitu
 def draw_scatterers(cfg:Config,          # K_max, the search box, mp_scatterers and the K-factor's distribution
                     K:torch.Tensor,      # (n,) the number of sources of each scene
                     g:torch.Generator,   # the random generator
-                   )->dict:              # scat_phi, scat_theta, scat_r (n, K_max, P) float32, scat_gain complex64, kfactor_db (n, K_max)
-    """P = mp_scatterers point scatterers per source, uniform in the search box, with CN(0, 1/(P kappa)) gains, kappa the
-    source's K-factor, drawn in dB from N(mp_kfactor_db, mp_kfactor_std_db^2). Zero beyond each scene's K."""
+                   )->dict:              # scat_phi/theta/r (n, K_max, P) float32, scat_gain complex64, kfactor_db
+    """P = mp_scatterers point scatterers per source, uniform in the search box, with CN(0, 1/(P kappa)) gains, kappa
+    the source's K-factor (kfactor_db (n, K_max)), drawn in dB from N(mp_kfactor_db, mp_kfactor_std_db^2). Zero beyond
+    each scene's K."""
     n, Km, P = len(K), cfg.K_max, cfg.mp_scatterers
     (p0, t0, r0), (p1, t1, r1) = cfg.bounds
     kf = cfg.mp_kfactor_db + cfg.mp_kfactor_std_db * torch.randn(n, Km, generator=g, dtype=torch.float64)
@@ -99,8 +102,8 @@ def draw_scatterers(cfg:Config,          # K_max, the search box, mp_scatterers 
 def scattered_field(cfg:Config,        # the array geometry
                     s:torch.Tensor,    # (n, L, K_max) the sources' symbols
                     sc:dict,           # the scatterers (`draw_scatterers`)
-                   )->torch.Tensor:    # (n, L, N) sum_{k,p} g_kp s_kl a(p_kp): the field the scatterers bring to the RIS
-    "The field the scatterers re-radiate to the RIS: each scatterer's gain times its source's symbols, along its steering."
+                   )->torch.Tensor:    # (n, L, N) sum_{k,p} g_kp s_kl a(p_kp): the scatterers' field at the RIS
+    "The field the scatterers re-radiate to the RIS: each one's gain times its source's symbols, along its steering."
     n, L, Km = s.shape
     A = steering(cfg, sc['scat_phi'].flatten(1), sc['scat_theta'].flatten(1), sc['scat_r'].flatten(1).clamp_min(1e-3),
                  dtype=s.dtype)                                             # (n, K_max P, N); padded: gain 0
