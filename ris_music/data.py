@@ -187,7 +187,8 @@ def make_deployment(cfg:Config,             # the configuration (its impairment 
     channel (M, N), its estimate `H` and `Hpinv`, all drawn from `deployment_generator(seed)`."""
     g = deployment_generator(seed)
     hw = draw_ris_hardware(cfg, g)
-    dep = dict(hw, ris_codebook=ris_response(cfg, hw, as_tensor(codebook)))
+    cb = as_tensor(codebook)
+    dep = dict(hw, ris_codebook=cb.clone() if ideal_hardware(cfg) else ris_response(cfg, hw, cb))
     if cfg.deployment == 'fixed':
         Ht = bs_ris_channel(cfg, 1, g)
         H = channel_estimate(cfg, Ht, g)
@@ -457,7 +458,7 @@ def _existing(root, cfg, split, index, n, seed, deployment_seed=None):
     return rec if ok else None
 
 # %% ../nbs/01_data.ipynb #36df3026
-def _other_shards(root, cfg, counts, shard_size, seed):
+def _other_shards(root, cfg, counts, shard_size, seed, deployment_seed=None):
     """What a run would replace of the shards a stopped run left without a manifest: those whose record says another
     config, seed or size (a rerun of the same command keeps them; any other run needs `overwrite`)."""
     want = {(s, i): n for s, i, n in _plan(counts, shard_size)}
@@ -467,6 +468,7 @@ def _other_shards(root, cfg, counts, shard_size, seed):
         except (OSError, ValueError): continue                          # an unfinished folder of a run: rewritten
         if not isinstance(rec, dict): continue                           # (so is a damaged record)
         same = rec.get('n') == want.get((s, i)) and rec.get('config_hash') == config_hash(cfg)
+        same = same and rec.get('deployment_seed') == (None if is_ideal(cfg) else _dseed(seed, deployment_seed))
         if not (same and rec.get('seed') == shard_seed(seed, s, i)): other.append(f'{s}/{i:05d}')
     more = f' and {len(other) - 3} more' if len(other) > 3 else ''
     return [f"shards {', '.join(other[:3])}{more} of a stopped run with other settings (no manifest)"] if other else []
@@ -476,7 +478,7 @@ def _replaces(root, cfg, counts, shard_size, seed, deployment_seed=None):
     "What a run would replace or delete of the dataset already in root (empty list: nothing, or a resume of it)."
     try: m = json.loads((root / 'manifest.json').read_text())
     except (OSError, ValueError): m = None
-    if not isinstance(m, dict): return _other_shards(root, cfg, counts, shard_size, seed)
+    if not isinstance(m, dict): return _other_shards(root, cfg, counts, shard_size, seed, deployment_seed)
     diff = []
     if m.get('config_hash') != config_hash(cfg):
         diff.append(f"config (preset {m.get('preset')!r}, hash {str(m.get('config_hash'))[:10]} -> preset "
@@ -631,9 +633,13 @@ def _write_shards(cfg, root, todo, workers, seed, progress, deployment_seed=None
                 recs[futs[f]] = f.result()
                 bar.update()
     else:
-        for s, i, n in todo:
-            recs[(s, i)] = write_shard(cfg, root, s, i, n, seed, deployment_seed=deployment_seed)
-            bar.update()
+        threads = torch.get_num_threads()             # write_shard uses one thread: give the caller its own back
+        try:
+            for s, i, n in todo:
+                recs[(s, i)] = write_shard(cfg, root, s, i, n, seed, deployment_seed=deployment_seed)
+                bar.update()
+        finally:
+            torch.set_num_threads(threads)
     bar.close()
     return recs
 
@@ -770,13 +776,23 @@ def _write_deployment(cfg, root, codebook, seed):
 # %% ../nbs/01_data.ipynb #24fa63d1
 def read_deployment(root,           # the dataset folder
                     man:dict=None,  # its manifest (read when None)
+                    cfg:Config=None,  # its config (read from the manifest when None)
                    )->dict:         # {field: tensor} (`make_deployment`'s fields), or None for an ideal dataset
     """The deployment of a dataset, each file checked against the manifest's SHA-256 (a DataError naming the file);
-    None when the dataset is of the ideal world (it has none)."""
+    None when the dataset is of the ideal world (it has none). A real world's manifest without a deployment record,
+    or one that lacks a field the config needs, is a DataError naming the field."""
     root = Path(root)
     man = read_manifest(root) if man is None else man
+    cfg = read_config(root) if cfg is None else cfg
     rec = man.get('deployment')
-    if rec is None: return None
+    if is_ideal(cfg): return None
+    need = ['ris_gain', 'ris_dead', 'ris_stuck', 'ris_codebook']
+    need += ['H_true', 'H', 'Hpinv'] if cfg.deployment == 'fixed' else []
+    lost = ['deployment'] if rec is None else [f'deployment.files.{k}' for k in need if k not in rec['files']]
+    if lost:
+        raise DataError(f"{root / 'manifest.json'}: manifest field {lost[0]!r} is missing, and the dataset's config is "
+                        "of a real world, which needs it (the manifest is damaged or was edited: rerun the "
+                        "ris_generate command that made the dataset)")
     out = {}
     for k, h in rec['files'].items():
         f = root / rec['path'] / f'{k}.npy'
@@ -1027,7 +1043,7 @@ class ShardDataset(torch.utils.data.Dataset):
         self.verify, self.verified = verify, set()
         self.offsets = np.cumsum([0] + [s['n'] for s in shards])
         self.codebook = _read_codebook(self.root, man, self.cfg)
-        self.deployment = read_deployment(self.root, man)  # None in the ideal world
+        self.deployment = read_deployment(self.root, man, self.cfg)  # None in the ideal world
         self.derived = {name: read_derived(self.root, name, split, len(self)) for name in derived}
 
 # %% ../nbs/01_data.ipynb #7f09d132
@@ -1238,7 +1254,7 @@ def _zero_rsamp(ds, chunk):
 # %% ../nbs/01_data.ipynb #1fb7be9a
 def _deployment_problems(root, man):
     "The deployment's problem (a file missing or changed), if any, as a list."
-    try: read_deployment(root, man)
+    try: read_deployment(root, man, read_config(root))
     except DataError as e: return [str(e)]
     return []
 
