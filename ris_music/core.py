@@ -143,20 +143,6 @@ snr_min_db           float  -5.0     lowest per-source SNR p_k / sigma^2 [dB]
 snr_max_db           float  20.0     highest per-source SNR [dB]
 source_corr          float  0.0      |correlation| between source symbols (1 = coherent)
 min_sep_deg          float  4.0      minimum source separation in (phi, theta) when drawing scenes [deg]
-# real deployments (all off by default: the ideal model above; 01a_impairments)
-deployment           str    'scene'  BS-RIS channel: 'scene' (a new one per scene) or 'fixed' (one per deployment)
-h_est                str    'exact'  the H estimators get: 'exact' (the true channel) or 'nmse' (an estimate)
-h_nmse_db            float  -20.0    NMSE of the channel estimate with h_est='nmse' [dB]
-ris_amp_err          float  0.0      std of the static per-element gain error (relative)
-ris_phase_err_deg    float  0.0      std of the static per-element phase error [deg]
-ris_amp_model        str    'ideal'  reflection amplitude: 'ideal' (1) or 'practical' (phase-dependent)
-ris_beta_min         float  0.2      practical amplitude model: smallest amplitude beta_min
-ris_phi0_deg         float  77.4     practical amplitude model: phase offset phi0 [deg] (0.43 pi)
-ris_alpha            float  1.6      practical amplitude model: steepness alpha
-ris_dead_frac        float  0.0      share of failed elements, each stuck at a random phase
-mp_scatterers        int    0        point scatterers per source, re-radiating its symbols (coherent multipath)
-mp_kfactor_db        float  7.0      mean per-source Rician K-factor, direct over scattered power [dB]
-mp_kfactor_std_db    float  4.0      standard deviation of the per-source K-factor [dB]
 # data
 n_train              int    2000     training scenes
 n_val                int    500      validation scenes
@@ -200,6 +186,24 @@ VAL_PRIMARY          str    'k_loc'  validation objective: 'k_loc' (composite sc
 succ_phi_deg         float  5.0      success: largest phi error of a matched source [deg]
 succ_theta_deg       float  5.0      success: largest theta error [deg]
 succ_r               float  1.0      success: largest range error [m]
+"""
+
+# %% ../nbs/00_core.ipynb #1a79315f
+CONFIG_FIELDS += """
+# real deployments (all off by default: the ideal model above; 01a_impairments)
+deployment           str    'scene'  BS-RIS channel: 'scene' (a new one per scene) or 'fixed' (one per deployment)
+h_est                str    'exact'  the H estimators get: 'exact' (the true channel) or 'nmse' (an estimate)
+h_nmse_db            float  -20.0    NMSE of the channel estimate with h_est='nmse' [dB]
+ris_amp_err          float  0.0      std of the static per-element gain error (relative)
+ris_phase_err_deg    float  0.0      std of the static per-element phase error [deg]
+ris_amp_model        str    'ideal'  reflection amplitude: 'ideal' (1) or 'practical' (phase-dependent)
+ris_beta_min         float  0.2      practical amplitude model: smallest amplitude beta_min
+ris_phi0_deg         float  77.4     practical amplitude model: phase offset phi0 [deg] (0.43 pi)
+ris_alpha            float  1.6      practical amplitude model: steepness alpha
+ris_dead_frac        float  0.0      share of failed elements, each stuck at a random phase
+mp_scatterers        int    0        point scatterers per source, re-radiating its symbols (coherent multipath)
+mp_kfactor_db        float  7.0      mean per-source Rician K-factor, direct over scattered power [dB]
+mp_kfactor_std_db    float  4.0      standard deviation of the per-source K-factor [dB]
 """
 
 # %% ../nbs/00_core.ipynb #d6f747b7
