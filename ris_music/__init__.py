@@ -31,7 +31,9 @@ from .train import Trainer, load_params
 # these modules load optuna or plotly: their names are imported on first use
 _LAZY = {'run_hpo': 'hpo', 'SPACES': 'hpo', 'sweep': 'evaluate', 'run_methods': 'evaluate', 'summarize': 'evaluate',
          'report_html': 'evaluate', 'METHOD_STYLE': 'evaluate', 'METHODS': 'evaluate', 'register': 'evaluate',
-         'Method': 'evaluate', 'check_eval_params': 'evaluate',
+         'Method': 'evaluate', 'check_eval_params': 'evaluate', 'default_methods': 'evaluate',
+         'robustness_sweep': 'robustness', 'impairment_levels': 'robustness', 'robustness_table': 'robustness',
+         'robustness_figure': 'robustness',
          'cml_cov': 'coded_ml', 'cml_refine': 'coded_ml'}   # (the last two: deprecated aliases, they warn)
 
 def __getattr__(name):
