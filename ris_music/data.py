@@ -22,13 +22,13 @@ from .impairments import (REAL_FIELDS, is_ideal, ideal_hardware, deployment_gene
                           draw_ris_hardware, ris_response, draw_scatterers, scattered_field)
 
 # %% auto #0
-__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'DEPLOYMENT_DIR', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel',
-           'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp', 'make_deployment', 'simulate',
-           'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256', 'save_npy', 'write_shard',
-           'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash', 'read_deployment',
-           'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived', 'has_derived',
-           'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset', 'verify_cli',
-           'generate_cli']
+__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'REAL_TRUTH', 'DEPLOYMENT_DIR', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes',
+           'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp', 'make_deployment',
+           'simulate', 'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256', 'save_npy',
+           'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
+           'read_deployment', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived',
+           'has_derived', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset',
+           'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #11bae7af
 def _too_close(phi, theta, sep):
@@ -280,6 +280,17 @@ def complete_batch(cfg:Config,              # the configuration the batch was si
 # %% ../nbs/01_data.ipynb #f883f8e9
 GEN_VERSION = 2  # the simulator's version, recorded in every shard and manifest (2: the impairments of 01a)
 _SAME_AS = {1: is_ideal}  # earlier versions whose shards are still valid: {version: for which configs}
+
+
+def _gen_version(cfg):
+    "The version a dataset of `cfg` is written as: 1 in the ideal world (its scenes did not change), else GEN_VERSION."
+    return 1 if is_ideal(cfg) else GEN_VERSION
+
+
+def _config_record(cfg):
+    "The config as a manifest records it: the real-deployment fields only where they differ from their defaults."
+    d, default = cfg.to_dict(), Config().to_dict()
+    return {k: v for k, v in d.items() if k not in REAL_FIELDS or v != default[k]}
 SPLITS = ('train', 'val', 'test')
 
 # %% ../nbs/01_data.ipynb #8f0bf52a
@@ -314,6 +325,9 @@ def shard_fields(cfg:Config)->dict:
     keeps its channel in the deployment, not in every scene; `H_true` only where the estimate differs; the
     scatterers only with multipath)."""
     return {k: v for k, v in SHARD_FIELDS.items() if _FIELD_WHEN.get(k, lambda c: True)(cfg)}
+
+# %% ../nbs/01_data.ipynb #a62ddbda
+REAL_TRUTH = ('H_true', 'ris_response', 'kfactor_db', 'scat_phi', 'scat_theta', 'scat_r', 'scat_gain')
 
 # %% ../nbs/01_data.ipynb #e19851b5
 _DEPRECATED = dict(FIELDS='SHARD_FIELDS')  # earlier names: {old: new}
@@ -406,7 +420,7 @@ def write_shard(cfg:Config,  # the dataset's configuration
         files = _save_fields(cfg, tmp, [simulate(cfg, min(chunk, n - i), g, cb, deployment=dep)
                                         for i in range(0, n, chunk)])
         rec = dict(split=split, index=index, n=n, seed=shard_seed(seed, split, index), path=f'{split}/{index:05d}',
-                   files=files, config_hash=config_hash(cfg), generator_version=GEN_VERSION,
+                   files=files, config_hash=config_hash(cfg), generator_version=_gen_version(cfg),
                    **({} if dep is None else {'deployment_seed': dseed}))
         atomic_write_text(tmp / 'shard.json', json.dumps(rec, indent=1))
     except BaseException:
@@ -595,6 +609,35 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
             (root / 'manifest.json').unlink(missing_ok=True)
         return _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed)
 
+# %% ../nbs/01_data.ipynb #a0f87305
+DEPLOYMENT_DIR = 'deployment'  # the folder of a dataset's deployment (real worlds only)
+
+
+def _write_deployment(cfg, root, codebook, seed):
+    "Write the deployment of `seed` into root/deployment atomically, one .npy per field; its manifest record."
+    dep = make_deployment(cfg, codebook, seed)
+    d = Path(root) / DEPLOYMENT_DIR
+    d.mkdir(exist_ok=True)
+    files = {}
+    for k, v in dep.items():
+        a = v.numpy()
+        save_npy(d / f'{k}.npy', a.astype(np.complex64) if a.dtype == np.complex128 else a)
+        files[k] = sha256(d / f'{k}.npy')
+    for f in d.glob('*.npy'):                                   # fields of another world's deployment: not this one's
+        if f.stem not in files: f.unlink()
+    site = {k: files[k] for k in sorted(files) if k != 'ris_codebook'}    # the hardware and the channel, not the codes
+    return dict(seed=seed, path=DEPLOYMENT_DIR, files=files,
+                id=hashlib.sha256(json.dumps(site).encode()).hexdigest()[:16])
+
+# %% ../nbs/01_data.ipynb #a55c2e5f
+def _drop_deployment(root):
+    "Remove the files `_write_deployment` writes (an overwrite by an ideal dataset), and the folder if then empty."
+    d = Path(root) / DEPLOYMENT_DIR
+    if not d.is_dir() or d.is_symlink(): return
+    for f in d.glob('*.npy'):
+        if f.stem in ('ris_gain', 'ris_dead', 'ris_stuck', 'ris_codebook', 'H_true', 'H', 'Hpinv'): f.unlink()
+    if not any(d.iterdir()): d.rmdir()
+
 # %% ../nbs/01_data.ipynb #e0e66372
 def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed=None):
     """Write the shards of the plan that are not on disk yet, the codebook, the deployment (real worlds) and the
@@ -608,6 +651,7 @@ def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment
     save_npy(cbp, make_codebook(cfg, seed).numpy())
     dseed = _dseed(seed, deployment_seed)
     dep = None if is_ideal(cfg) else _write_deployment(cfg, root, make_codebook(cfg, seed), dseed)
+    if dep is None: _drop_deployment(root)                 # an ideal dataset has none (overwrite of a real one)
     _prune(root, recs)
     man = _manifest(cfg, counts, shard_size, seed, cbp, [recs[(s, i)] for s, i, _ in plan])
     if dep is not None: man['deployment'] = dep
@@ -654,9 +698,9 @@ def _manifest(cfg, counts, shard_size, seed, cbp, shards):
     "The manifest of a dataset (without the generation timings)."
     return dict(
         format='ris_music-shards',
-        generator_version=GEN_VERSION,
+        generator_version=_gen_version(cfg),
         preset=cfg.preset,
-        config=cfg.to_dict(),
+        config=_config_record(cfg),
         config_hash=config_hash(cfg),
         seed=seed,
         counts=counts,
@@ -707,6 +751,7 @@ def _check_deployment_record(p, d):
     _need(p, 'deployment.seed', get('seed'), _is_count(get('seed')), 'an int >= 0')
     _need(p, 'deployment.path', get('path'), isinstance(get('path'), str) and bool(d['path']), 'a folder path (str)')
     _need(p, 'deployment.files', get('files'), isinstance(get('files'), dict), 'a JSON object {field: SHA-256}')
+    if 'id' in d: _need(p, 'deployment.id', d['id'], isinstance(d['id'], str), 'a string (the site fingerprint)')
     for k, v in d['files'].items():
         _need(p, f'deployment.files.{k}', v, isinstance(v, str) and bool(re.fullmatch('[0-9a-f]{64}', v)),
               'the SHA-256 of the file (64 hex digits)')
@@ -754,24 +799,6 @@ def manifest_hash(root):
     "A short hash of what a dataset is (its manifest without the generation timings): which data a result used."
     man = {k: v for k, v in read_manifest(root).items() if k != 'generated'}
     return hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()[:16]
-
-# %% ../nbs/01_data.ipynb #a0f87305
-DEPLOYMENT_DIR = 'deployment'  # the folder of a dataset's deployment (real worlds only)
-
-
-def _write_deployment(cfg, root, codebook, seed):
-    "Write the deployment of `seed` into root/deployment atomically, one .npy per field; its manifest record."
-    dep = make_deployment(cfg, codebook, seed)
-    d = Path(root) / DEPLOYMENT_DIR
-    d.mkdir(exist_ok=True)
-    files = {}
-    for k, v in dep.items():
-        a = v.numpy()
-        save_npy(d / f'{k}.npy', a.astype(np.complex64) if a.dtype == np.complex128 else a)
-        files[k] = sha256(d / f'{k}.npy')
-    for f in d.glob('*.npy'):                                   # fields of another world's deployment: not this one's
-        if f.stem not in files: f.unlink()
-    return dict(seed=seed, path=DEPLOYMENT_DIR, files=files)
 
 # %% ../nbs/01_data.ipynb #24fa63d1
 def read_deployment(root,           # the dataset folder
@@ -1205,8 +1232,14 @@ def n_samples(n_avail, n, what):
     return want
 
 # %% ../nbs/01_data.ipynb #0bd708db
-def check_data(cfg, ds):
-    "Raise DataError if the dataset was generated with other physics than cfg."
+def check_data(cfg, ds, deployment_id:str=None):
+    """Raise DataError if the dataset was generated with other physics than cfg, or (given the `deployment_id` of the
+    data a model or a calibration was made from, the manifest's `deployment.id`) at another site."""
+    have = (ds.manifest.get('deployment') or {}).get('id')
+    if deployment_id is not None and have != deployment_id:
+        seed = (ds.manifest.get('deployment') or {}).get('seed')
+        raise DataError(f"{ds.root}: the data are of another deployment (site {have}, deployment seed {seed}) than "
+                        f"the one expected (site {deployment_id}): generate them with that --deployment-seed")
     if config_hash(cfg) != ds.manifest['config_hash']:
         diff = {k: (getattr(ds.cfg, k), getattr(cfg, k)) for k in _PHYS + list(REAL_FIELDS)
                 if getattr(ds.cfg, k) != getattr(cfg, k)}

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .core import Config, atomic_write_text, set_aside, cat_batches
 from .data import ShardDataset, true_cov, loader, to_device, manifest_hash, sha256, read_manifest
-from .data import require_dataset
+from .data import require_dataset, REAL_TRUTH
 from .covariance import build_effective_cov, cov_kwargs, count_sources
 from .music import music_localize, music_grid
 from .coded_ml import coded_ml_localize, range_posterior
@@ -190,9 +190,12 @@ def estimate(method:str,                 # a name in METHODS that has a `run`
              k_conf_thresh:float|None=None, # the hybrid's K-head confidence threshold (None: the model's)
              beta:float|None=None,       # the hybrid's covariance blend (None: the model's)
             )->dict:                     # EST_FIELDS, on the CPU
-    "One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU."
+    """One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU. Only the oracle rows (`needs_real`) see
+    a real world's truth (`REAL_TRUTH`: the true channel, the RIS's responses, the multipath)."""
     real = 'H_true' in batch and 'ris_response' in batch
-    e = _runnable(method, model, 'estimate', real).run(cfg, batch, model, k_conf_thresh, beta)
+    m = _runnable(method, model, 'estimate', real)
+    if not m.needs_real: batch = {k: v for k, v in batch.items() if k not in REAL_TRUTH}   # the truth: oracles only
+    e = m.run(cfg, batch, model, k_conf_thresh, beta)
     return {k: e[k].cpu() for k in EST_FIELDS}
 
 # %% ../nbs/07_eval.ipynb #b763bf9d
@@ -293,7 +296,10 @@ def snr_edges(cfg, width=5.0):
 
 # %% ../nbs/07_eval.ipynb #a3c6f7a7
 def crb_by_snr(cfg, batch, edges):
-    "Root-mean-square sqrt CRB (deg, deg, m) of the sources of `batch`, per source-SNR bin."
+    """Root-mean-square sqrt CRB (deg, deg, m) of the sources of `batch`, per source-SNR bin. On a real world's batch,
+    the bound of the measurement as simulated (the true channel and RIS responses; without the multipath)."""
+    if 'H_true' in batch and 'ris_response' in batch:
+        batch = dict(batch, H=batch['H_true'], codes=batch['ris_response'])
     ct = crb_table(cfg, batch)
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):

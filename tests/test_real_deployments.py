@@ -234,7 +234,7 @@ def test_version_1_shards(tmp_path):
         man = gen(d, preset)
         assert man['generated']['shards'] == (0 if kept else 1), preset
         assert (p.stat().st_mtime_ns == stamp) == kept and verify_dataset(d) == []
-        assert json.loads(p.read_text())['generator_version'] == (1 if kept else data.GEN_VERSION)
+        assert json.loads(p.read_text())["generator_version"] == (1 if kept else data.GEN_VERSION)
 
 
 # the command line
@@ -318,3 +318,36 @@ def test_per_scene_estimate(tmp_path):
 def test_bad_config_values(field, value):
     with pytest.raises((ValueError, TypeError), match=f"'{field}'"): load_preset('tiny', **{field: value})
     with pytest.raises((ValueError, TypeError), match=f"'{field}'"): load_preset('tiny_real').replace(**{field: value})
+
+
+# the site's fingerprint: the same deployment seed is the same site, whatever the scenes and the codebook
+def test_deployment_id_and_check_data(real, tmp_path):
+    same = gen(tmp_path / 'same', seed=9, deployment_seed=3)               # other scenes of the same site
+    other = gen(tmp_path / 'other', seed=3, deployment_seed=4)             # the same scene seeds, another site
+    rnd = [gen(tmp_path / f'rnd{s}', load_preset('tiny_real', codebook='random'), seed=s, deployment_seed=3)
+           for s in (1, 2)]                                                # random codes drawn from the dataset seed
+    site = read_manifest(real)['deployment']['id']
+    assert same['deployment']['id'] == site != other['deployment']['id']
+    assert rnd[0]['deployment']['id'] == rnd[1]['deployment']['id']       # the codes differ, the site does not
+    assert rnd[0]['deployment']['files']['ris_codebook'] != rnd[1]['deployment']['files']['ris_codebook']
+    data.check_data(load_preset('tiny_real'), ShardDataset(tmp_path / 'same', 'train'), deployment_id=site)
+    with pytest.raises(DataError, match=r'another deployment \(site [0-9a-f]{16}, deployment seed 4\)'):
+        data.check_data(load_preset('tiny_real'), ShardDataset(tmp_path / 'other', 'train'), deployment_id=site)
+
+
+# an ideal dataset is written as version 1 wrote it: its manifest hash (what caches and studies key on) stays
+def test_ideal_manifest_as_before(tmp_path):
+    man = gen(tmp_path / 'i', 'tiny')
+    assert man['generator_version'] == 1 and all(s['generator_version'] == 1 for s in man['shards'])
+    assert not set(REAL_FIELDS) & set(man['config']) and 'deployment' not in man
+    old = {k for k in load_preset('tiny').to_dict() if k not in REAL_FIELDS}
+    assert set(man['config']) == old and Config(**man['config']) == load_preset('tiny')
+    h = data.manifest_hash(tmp_path / 'i')
+    gen(tmp_path / 'i', 'tiny')                                            # a rerun keeps the identity
+    assert data.manifest_hash(tmp_path / 'i') == h
+
+
+def test_overwrite_real_by_ideal_drops_the_deployment(real, tmp_path):
+    d = copy(real, tmp_path)
+    gen(d, 'tiny', overwrite=True)
+    assert not (d / DEPLOYMENT_DIR).exists() and read_deployment(d) is None and verify_dataset(d) == []
