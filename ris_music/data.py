@@ -499,6 +499,8 @@ def _replaces(root, cfg, counts, shard_size, seed, deployment_seed=None):
                     f"{cfg.preset!r}, hash {config_hash(cfg)[:10]})")
     if m.get('seed') != seed: diff.append(f"seed {m.get('seed')} -> {seed}")
     old_dep = (m.get('deployment') or {}).get('seed') if isinstance(m.get('deployment'), dict) else None
+    if old_dep is None and isinstance(m.get('shards'), list):        # a manifest that lost its record: the shards'
+        old_dep = next((s.get('deployment_seed') for s in m['shards'] if isinstance(s, dict)), None)
     if not is_ideal(cfg) and old_dep != _dseed(seed, deployment_seed):
         diff.append(f"deployment seed {old_dep} -> {_dseed(seed, deployment_seed)}")
     if m.get('shard_size') != shard_size: diff.append(f"shard_size {m.get('shard_size')} -> {shard_size}")
@@ -828,6 +830,13 @@ def read_deployment(root,           # the dataset folder
                             "(its checksum differs from the manifest's); rerun the ris_generate command that made "
                             "the dataset")
         out[k] = torch.from_numpy(np.load(f))
+    shapes = dict(ris_gain=(cfg.N,), ris_dead=(cfg.N,), ris_stuck=(cfg.N,), H_true=(cfg.M, cfg.N), H=(cfg.M, cfg.N),
+                  Hpinv=(cfg.N, cfg.M))
+    for k, v in out.items():
+        want = shapes.get(k, (v.shape[0], cfg.N))                              # ris_codebook: (n_codes, N)
+        if tuple(v.shape) != want:
+            raise DataError(f"{root / rec['path'] / (k + '.npy')}: deployment field {k!r} has shape {tuple(v.shape)}, "
+                            f"the config needs {want}")
     return out
 
 # %% ../nbs/01_data.ipynb #89a36e92

@@ -351,3 +351,24 @@ def test_overwrite_real_by_ideal_drops_the_deployment(real, tmp_path):
     d = copy(real, tmp_path)
     gen(d, 'tiny', overwrite=True)
     assert not (d / DEPLOYMENT_DIR).exists() and read_deployment(d) is None and verify_dataset(d) == []
+
+
+@pytest.mark.parametrize('edit', [lambda m: m.pop('deployment'), lambda m: m['deployment']['files'].pop('H')])
+def test_rerun_repairs_a_lost_deployment_record(real, tmp_path, edit):
+    "The error's advice works: rerunning the command that made the dataset restores the record (no overwrite needed)."
+    d = copy(real, tmp_path)
+    edit_json(d / 'manifest.json', edit)
+    man = gen(d)
+    assert man['generated']['shards'] == 0 and man['deployment'] == read_manifest(real)['deployment']
+    assert verify_dataset(d) == []
+
+
+def test_deployment_shapes_are_checked(real, tmp_path):
+    d = copy(real, tmp_path)
+    f = d / DEPLOYMENT_DIR / 'ris_gain.npy'
+    np.save(f, np.ones(5, np.complex64))
+    sha = hashlib.sha256(f.read_bytes()).hexdigest()
+    edit_json(d / 'manifest.json', lambda m: m['deployment']['files'].update(ris_gain=sha))
+    with pytest.raises(DataError, match=r"ris_gain.npy: deployment field 'ris_gain' has shape \(5,\), the config "
+                                        r"needs \(36,\)"):
+        ShardDataset(d, 'train')
