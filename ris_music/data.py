@@ -22,10 +22,10 @@ from .impairments import (REAL_FIELDS, is_ideal, ideal_hardware, deployment_gene
                           draw_ris_hardware, ris_response, draw_scatterers, scattered_field)
 
 # %% auto #0
-__all__ = ['GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'REAL_TRUTH', 'DEPLOYMENT_DIR', 'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes',
-           'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp', 'make_deployment',
-           'simulate', 'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256', 'save_npy',
-           'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
+__all__ = ['RIS_FIELDS', 'FIXED_FIELDS', 'GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'REAL_TRUTH', 'DEPLOYMENT_DIR', 'DEMO_DATASET',
+           'DEMO_DIR', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp',
+           'make_deployment', 'simulate', 'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256',
+           'save_npy', 'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
            'read_deployment', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived',
            'has_derived', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset',
            'verify_cli', 'generate_cli']
@@ -179,6 +179,9 @@ def _symbol_factor(S, act):
     return F
 
 # %% ../nbs/01_data.ipynb #ea886a1f
+RIS_FIELDS, FIXED_FIELDS = ('ris_gain', 'ris_dead', 'ris_stuck', 'ris_codebook'), ('H_true', 'H', 'Hpinv')  # its fields
+
+
 def make_deployment(cfg:Config,             # the configuration (its impairment fields)
                     codebook:torch.Tensor,  # (n_codes, N) the commanded codes
                     seed:int=0,             # the deployment seed
@@ -199,7 +202,7 @@ def make_deployment(cfg:Config,             # the configuration (its impairment 
 def _check_deployment(cfg, codebook, dep):
     "The deployment `simulate` uses (seed 0 when None), checked to match the config and the codebook."
     dep = make_deployment(cfg, codebook, 0) if dep is None else dep
-    need = ['ris_codebook'] + (['H_true'] if cfg.deployment == 'fixed' else [])
+    need = ['ris_codebook'] + (['H_true'] if cfg.deployment == 'fixed' else [])  # (what simulate reads of it)
     if not isinstance(dep, dict) or any(k not in dep for k in need):
         raise ValueError(f"simulate: deployment must be a dict from make_deployment with {need}, got "
                          f"{sorted(dep) if isinstance(dep, dict) else type(dep).__name__}")
@@ -269,7 +272,7 @@ def complete_batch(cfg:Config,              # the configuration the batch was si
     if deployment is not None:
         n = len(b['K'])
         if 'H' not in b:
-            b.update({k: deployment[k].expand(n, *deployment[k].shape) for k in ('H', 'Hpinv', 'H_true')})
+            b.update({k: deployment[k].expand(n, *deployment[k].shape) for k in FIXED_FIELDS})
         b.setdefault('H_true', b['H'])
         b['ris_response'] = deployment['ris_codebook'][b['code_idx']]
     if rsamp:
@@ -355,8 +358,7 @@ _PHYS = (  # the config fields that change the data
 def config_hash(cfg):
     """A short hash of the physics fields (those that change the data); the impairment fields (`REAL_FIELDS`) count
     where they differ from their defaults, so the hash of an ideal config is the one it had before they existed."""
-    d, default = cfg.to_dict(), Config().to_dict()
-    phys = {k: v for k, v in d.items() if k in _PHYS or (k in REAL_FIELDS and v != default[k])}
+    phys = {k: v for k, v in _config_record(cfg).items() if k in _PHYS or k in REAL_FIELDS}
     return hashlib.sha256(json.dumps(phys, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/01_data.ipynb #5c511e0e
@@ -637,7 +639,7 @@ def _drop_deployment(root):
     d = Path(root) / DEPLOYMENT_DIR
     if not d.is_dir() or d.is_symlink(): return
     for f in d.glob('*.npy'):
-        if f.stem in ('ris_gain', 'ris_dead', 'ris_stuck', 'ris_codebook', 'H_true', 'H', 'Hpinv'): f.unlink()
+        if f.stem in RIS_FIELDS + FIXED_FIELDS: f.unlink()
     if not any(d.iterdir()): d.rmdir()
 
 # %% ../nbs/01_data.ipynb #e0e66372
@@ -815,8 +817,7 @@ def read_deployment(root,           # the dataset folder
     cfg = read_config(root) if cfg is None else cfg
     rec = man.get('deployment')
     if is_ideal(cfg): return None
-    need = ['ris_gain', 'ris_dead', 'ris_stuck', 'ris_codebook']
-    need += ['H_true', 'H', 'Hpinv'] if cfg.deployment == 'fixed' else []
+    need = RIS_FIELDS + (FIXED_FIELDS if cfg.deployment == 'fixed' else ())
     lost = ['deployment'] if rec is None else [f'deployment.files.{k}' for k in need if k not in rec['files']]
     if lost:
         raise DataError(f"{root / 'manifest.json'}: manifest field {lost[0]!r} is missing, and the dataset's config is "
