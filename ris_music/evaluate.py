@@ -23,13 +23,15 @@ from .metrics import metrics, crb_table, by_snr, by_bins, scene_separation, scen
 from .model import decide_k, music_cov, infer, localize, with_coded_ml, load_checkpoint
 from .train import Trainer
 from .impairments import is_ideal
+from .data import DataError
+from .calibration import robust_localize, genie_localize, read_calibration, add_calibration, cache_calibration
 
 # %% auto #0
-__all__ = ['METHOD_STYLE', 'METHODS', 'EST_FIELDS', 'SEP_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'RUN_FILES', 'DEMO_RUN', 'Method',
-           'register', 'run_hybrid', 'run_coded_ml', 'run_music', 'default_methods', 'estimate', 'sweep', 'run_methods',
-           'snr_edges', 'crb_by_snr', 'summarize', 'provenance', 'keep_earlier_results', 'results_record',
-           'weakest_at_least', 'rmse_figure', 'success_figure', 'separation_figure', 'k_methods', 'confusion_figure',
-           'spectra_figure', 'report_html', 'check_eval_params', 'job_checkpoint']
+__all__ = ['METHOD_STYLE', 'METHODS', 'EST_FIELDS', 'SEP_EDGES', 'KF_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'RUN_FILES', 'DEMO_RUN',
+           'Method', 'register', 'run_hybrid', 'run_coded_ml', 'run_genie', 'run_music', 'default_methods', 'estimate',
+           'sweep', 'run_methods', 'snr_edges', 'crb_by_snr', 'summarize', 'provenance', 'keep_earlier_results',
+           'results_record', 'weakest_at_least', 'rmse_figure', 'success_figure', 'separation_figure', 'kfactor_figure',
+           'k_methods', 'confusion_figure', 'spectra_figure', 'report_html', 'check_eval_params', 'job_checkpoint']
 
 # %% ../nbs/07_eval.ipynb #86857414
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Method:
     estimates_k: bool = True       # it chooses K by a rule of its own (so its K confusion is drawn)
     needs_model: bool = False      # it runs only with a trained model
     needs_real: bool = False       # it runs only on a real world's data (batches with H_true and ris_response)
+    needs_cal: bool = False        # it runs only on a calibrated fixed deployment (batches with cal_H, cal_response)
     run: Callable | None = None    # run(cfg, batch, model, k_conf_thresh, beta) -> estimates; None: a reference curve
 
 # %% ../nbs/07_eval.ipynb #c0a36618
@@ -76,10 +79,11 @@ def register(name:str,                  # its key in results.json
              estimates_k:bool=True,     # it chooses K by a rule of its own
              needs_model:bool=False,    # it runs only with a trained model
              needs_real:bool=False,     # it runs only on a real world's data (H_true, ris_response)
+             needs_cal:bool=False,      # it runs only on a calibrated dataset (`add_calibration`'s fields)
             )->Method:                  # the entry, as `METHODS[name]` now holds it
     "Add the method `name` to `METHODS` (or replace the entry of that name)."
     METHODS[name] = Method(name, label, color, marker, estimates_k=estimates_k, needs_model=needs_model,
-                           needs_real=needs_real, run=run)
+                           needs_real=needs_real, needs_cal=needs_cal, run=run)
     return METHODS[name]
 
 # %% ../nbs/07_eval.ipynb #b8c89d27
@@ -101,17 +105,38 @@ def run_coded_ml(cfg:Config,                    # the preset
                  true_k:bool=False,             # localise with the true K instead of the criterion's
                  posterior:bool=False,          # replace each range by its posterior mean (`range_posterior`)
                  oracle:bool=False,             # given H_true and ris_response (a real world's) for H and codes
+                 calibrated:bool=False,         # given the dataset's calibration (cal_H, cal_response) instead
+                 robust:bool=False,             # count sources, not components (`robust_localize`)
                 )->dict:                        # `coded_ml_localize`'s estimates (K, phi, theta, r, mask, ...)
     """Coded-ML on the raw snapshots: K by its criterion (or the true K with `true_k`), posterior-mean ranges if asked;
-    with `oracle`, given the true channel and the elements' true responses instead of the estimate and the codes."""
+    with `oracle`, given the true channel and the elements' true responses instead of the estimate and the codes; with
+    `calibrated`, the calibrated channel and responses; with `robust`, multipath-aware (components grouped into sources
+    by coherence, chapter 02d)."""
+    if calibrated and not ('cal_H' in batch and 'cal_response' in batch):
+        raise ValueError("run_coded_ml: calibrated=True needs a calibrated batch (`add_calibration` with the dataset's "
+                         "calibration, `cache_calibration`); this one has no cal_H / cal_response")
     if oracle and not ('H_true' in batch and 'ris_response' in batch):
         raise ValueError("run_coded_ml: oracle=True needs a real world's batch (with H_true and ris_response); this "
                          f"one has {sorted(k for k in batch if k in ('H', 'codes', 'H_true', 'ris_response'))}")
-    H, codes = (batch['H_true'], batch['ris_response']) if oracle else (batch['H'], batch['codes'])
+    H, codes = ((batch['H_true'], batch['ris_response']) if oracle else (batch['cal_H'], batch['cal_response'])
+                if calibrated else (batch['H'], batch['codes']))
     args = batch['y'], H, codes, batch['noise_var']
-    e = coded_ml_localize(cfg, *args, K=batch['K'] if true_k else None)
+    if robust and not true_k: e = robust_localize(cfg, *args)
+    else: e = coded_ml_localize(cfg, *args, K=batch['K'] if true_k else None)
     if posterior: e.update(range_posterior(cfg, *args, e, e['K']))
     return e
+
+# %% ../nbs/07_eval.ipynb #9a05ed4e
+def run_genie(cfg:Config,                    # the preset
+              batch:dict,                    # a real world's batch: y, H_true, ris_response, noise_var and the truth
+              model=None,                    # unused (the registry's common signature)
+              k_conf_thresh:float|None=None, # unused
+              beta:float|None=None,          # unused
+             )->dict:                        # estimates of the true K sources
+    "Coded-ML given the true model and the true number of components; each true source takes its nearest component."
+    if not ('H_true' in batch and 'ris_response' in batch):
+        raise ValueError("run_genie: needs a real world's batch (with H_true and ris_response)")
+    return genie_localize(cfg, batch['y'], batch['H_true'], batch['ris_response'], batch['noise_var'], batch)
 
 # %% ../nbs/07_eval.ipynb #3c0ece97
 def run_music(cfg:Config,                    # the preset
@@ -135,8 +160,12 @@ register('coded_ml_post', 'coded-ML + posterior-mean range', '#17becf', 'diamond
          run=partial(run_coded_ml, posterior=True), estimates_k=False)       # its K is coded_ml's
 register('coded_ml_trueK', 'coded-ML, true K', '#98df8a', 'diamond-open', run=partial(run_coded_ml, true_k=True),
          estimates_k=False)
-register('coded_ml_oracle', 'coded-ML, true channel + RIS (oracle)', '#d62728', 'diamond-tall',
-         run=partial(run_coded_ml, oracle=True), needs_real=True)        # real worlds only
+register('coded_ml_calibrated', 'coded-ML, calibrated, multipath-aware', '#8c564b', 'star-diamond',
+         run=partial(run_coded_ml, calibrated=True, robust=True), needs_cal=True)   # calibrated deployments
+register('coded_ml_oracle', 'coded-ML, true channel + RIS, multipath-aware (oracle)', '#d62728', 'diamond-tall',
+         run=partial(run_coded_ml, oracle=True, robust=True), needs_real=True)        # real worlds only
+register('coded_ml_genie', 'coded-ML, true model + true components (genie)', '#e377c2', 'hexagram',
+         run=run_genie, needs_real=True, estimates_k=False)
 register('music_rsamp_mdl', 'MUSIC, R_samp, MDL K', '#ff7f0e', 'square', run=run_music)
 register('music_rsamp_trueK', 'MUSIC, R_samp, true K', '#ffbb78', 'square-open', run=partial(run_music, true_k=True),
          estimates_k=False)
@@ -147,11 +176,12 @@ register('crb', 'sqrt CRB', '#000000', 'x', estimates_k=False)                # 
 # %% ../nbs/07_eval.ipynb #664067f1
 def default_methods(with_model:bool=True, # a trained model is given (the methods that need one can run)
                     real:bool=False,      # the data are of a real world (`not is_ideal(cfg)`: H_true, ris_response)
+                    calibrated:bool=False,# the dataset has a calibration (`cache_calibration`)
                    )->tuple:              # the names, in the registry's order
     """Names of the registered methods that can run: all of them given a model, else those that need none; those that
-    need a real world's data (the oracle) only with `real`."""
+    need a real world's data (the oracles) only with `real`, those that need a calibration only with `calibrated`."""
     return tuple(m.name for m in METHODS.values() if m.run is not None and (with_model or not m.needs_model)
-                 and (real or not m.needs_real))
+                 and (real or not m.needs_real) and (calibrated or not m.needs_cal))
 
 # %% ../nbs/07_eval.ipynb #7af9efeb
 EST_FIELDS = ('K', 'phi', 'theta', 'r', 'mask')  # what `estimate` keeps of each method's estimates
@@ -170,9 +200,9 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/07_eval.ipynb #b9aa7b17
-def _runnable(method, model, who, real=True):
+def _runnable(method, model, who, real=True, calibrated=True):
     """The registered method `method` if it can run (with `model`, if it needs one; on a real world's data, `real`, if
-    it needs that); else a ValueError for `who`."""
+    it needs that; on a calibrated dataset, `calibrated`, if it needs that); else a ValueError for `who`."""
     m = METHODS.get(method) if isinstance(method, str) else None
     if m is None or m.run is None:
         raise ValueError(f"{who}: unknown method {method!r}; use one of {default_methods(real=True)}")
@@ -180,6 +210,9 @@ def _runnable(method, model, who, real=True):
     if m.needs_real and not real:
         raise ValueError(f"{who}: {method!r} needs a real world's data (a *_real preset: batches with H_true and "
                          "ris_response); this dataset is of the ideal world")
+    if m.needs_cal and not calibrated:
+        raise ValueError(f"{who}: {method!r} needs a calibrated fixed deployment: compute the dataset's calibration "
+                         "first (ris_music.calibration.cache_calibration(data_dir))")
     return m
 
 # %% ../nbs/07_eval.ipynb #c6130b5c
@@ -193,7 +226,7 @@ def estimate(method:str,                 # a name in METHODS that has a `run`
     """One method's estimates (K, phi, theta, r, mask) on a batch, on the CPU. Only the oracle rows (`needs_real`) see
     a real world's truth (`REAL_TRUTH`: the true channel, the RIS's responses, the multipath)."""
     real = 'H_true' in batch and 'ris_response' in batch
-    m = _runnable(method, model, 'estimate', real)
+    m = _runnable(method, model, 'estimate', real, 'cal_H' in batch)
     if not m.needs_real: batch = {k: v for k, v in batch.items() if k not in REAL_TRUTH}   # the truth: oracles only
     e = m.run(cfg, batch, model, k_conf_thresh, beta)
     return {k: e[k].cpu() for k in EST_FIELDS}
@@ -261,6 +294,14 @@ def sweep(model,              # a trained RisNet
     rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, cat_batches(v), truth)) for (t, b), v in est.items()]
     return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['score']))
 
+# %% ../nbs/07_eval.ipynb #3f6bd6db
+def _stored_calibration(root):
+    "The stored calibration of a fixed deployment's dataset, or None (with a line saying how to compute it)."
+    try: return read_calibration(root)
+    except DataError as e:
+        print(f"no calibration of {root} ({str(e).split(': ', 1)[-1]}): the calibrated row is left out")
+        return None
+
 # %% ../nbs/07_eval.ipynb #52c8df43
 @torch.no_grad()
 def run_methods(ds:ShardDataset,                 # the split to evaluate on
@@ -271,18 +312,23 @@ def run_methods(ds:ShardDataset,                 # the split to evaluate on
                 methods=None,                    # names in METHODS (default: `default_methods` of the data's world)
                 batch_size:int=128,              # scenes per batch
                 device='cpu',                    # where the batches go
+                calibration=None,                # the dataset's calibration (None: the stored one, if any)
                )->tuple:                         # (estimates per method, seconds per method, truth)
-    "Estimates of every method on the first n scenes of ds, the seconds each took, and the truth."
+    """Estimates of every method on the first n scenes of ds, the seconds each took, and the truth. On a calibrated
+    fixed deployment (`cache_calibration`) the batches carry its calibration and the calibrated rows run."""
     n, cfg = _scenes(ds, n, 'run_methods'), model.cfg if model is not None else ds.cfg
     real = not is_ideal(ds.cfg)
-    methods = [methods] if isinstance(methods, str) else list(methods or default_methods(model is not None, real))
-    for m in methods: _runnable(m, model, 'run_methods', real)
+    cal = calibration if calibration is not None or ds.cfg.deployment != 'fixed' else _stored_calibration(ds.root)
+    methods = [methods] if isinstance(methods, str) else list(methods or default_methods(model is not None, real,
+                                                                                          cal is not None))
+    for m in methods: _runnable(m, model, 'run_methods', real, cal is not None)
     est = {m: [] for m in methods}
     secs = dict.fromkeys(methods, 0.0)
     truth = []
     for bt in loader(ds, np.arange(n), batch_size):
+        if cal is not None: bt = add_calibration(ds.cfg, bt, cal)
         bt = to_device(bt, device)
-        truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'snr_db')})
+        truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'snr_db', 'kfactor_db') if k in bt})
         for m in methods:
             t0 = time.perf_counter()
             est[m].append(estimate(m, cfg, bt, model, k_conf_thresh, beta))
@@ -314,6 +360,7 @@ def _where(d, sel): return {k: v[sel] for k, v in d.items()}
 
 # %% ../nbs/07_eval.ipynb #6219e3d8
 SEP_EDGES = [0.0, 8.0, 16.0, 32.0, 180.0]  # degrees: bins of the smallest angle between two sources of a scene
+KF_EDGES = [-30.0, 3.0, 7.0, 11.0, 40.0]  # dB: bins of a scene's lowest source K-factor (its strongest multipath)
 
 
 def summarize(cfg:Config,     # the preset
@@ -322,9 +369,10 @@ def summarize(cfg:Config,     # the preset
               truth:dict,     # the truth of the same scenes (`run_methods`)
               edges:list,     # SNR bin edges (dB), e.g. `snr_edges(cfg)`
               crb_batch=None, # a batch whose single-source scenes give the sqrt CRB per SNR bin (None: no CRB)
-             )->dict:         # test, by_snr, by_sep, confusion (per method) and k1 (by_snr, crb)
+             )->dict:         # test, by_snr, by_sep, confusion (per method), k1 (by_snr, crb) and by_kfactor
     """The test table (metrics and scenes/s per method), metrics by weakest-source SNR, each method's K confusion, and
-    for single-source scenes the metrics by SNR next to sqrt CRB (of the K = 1 scenes of `crb_batch`)."""
+    for single-source scenes the metrics by SNR next to sqrt CRB (of the K = 1 scenes of `crb_batch`); with multipath
+    (truth with kfactor_db) also the metrics by the scene's lowest K-factor (`by_kfactor`, bins `KF_EDGES`)."""
     n = len(truth['K'])
     one = truth['K'] == 1
     k1 = dict(by_snr={}, crb=[])
@@ -332,10 +380,16 @@ def summarize(cfg:Config,     # the preset
     if crb_batch is not None and (crb_batch['K'] == 1).any():
         k1['crb'] = crb_by_snr(cfg, _where(crb_batch, crb_batch['K'] == 1), edges)
     sep = torch.rad2deg(scene_separation(truth))
-    return dict(test={m: dict(metrics(cfg, e, truth), scenes_per_s=n / max(secs[m], 1e-9)) for m, e in est.items()},
+    kf = {}
+    if 'kfactor_db' in truth and truth['kfactor_db'].abs().sum() > 0:
+        live = torch.arange(truth['kfactor_db'].shape[1]) < truth['K'][:, None]
+        low = torch.where(live, truth['kfactor_db'].float(), math.inf).amin(-1)
+        kf = dict(by_kfactor={m: by_bins(cfg, e, truth, low, KF_EDGES) for m, e in est.items()})
+    test = {m: dict(metrics(cfg, e, truth), scenes_per_s=n / max(secs[m], 1e-9)) for m, e in est.items()}
+    return dict(test=test,
                 by_snr={m: by_snr(cfg, e, truth, edges) for m, e in est.items()},
                 by_sep={m: by_bins(cfg, e, truth, sep, SEP_EDGES) for m, e in est.items()},
-                confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1)
+                confusion={m: confusion(cfg, truth['K'], e['K']).tolist() for m, e in est.items()}, k1=k1, **kf)
 
 # %% ../nbs/07_eval.ipynb #c980ecce
 def provenance(ckpt,          # the checkpoint evaluated ('' for classical methods only)
@@ -454,6 +508,16 @@ def separation_figure(results):
     f = go.Figure([_trace(m, mid(rows), [r['success'] for r in rows], True) for m, rows in results['by_sep'].items()])
     f.update_layout(title='success rate vs source separation (test, scenes with two or more sources)', height=380,
                     xaxis_title='smallest angle between two sources (deg)', yaxis_title='success')
+    return f
+
+# %% ../nbs/07_eval.ipynb #cfd81982
+def kfactor_figure(results):
+    "Success rate by the lowest K-factor of a scene's sources (its strongest multipath), every method (real worlds)."
+    mid = lambda rows: [f"{r['lo']:g} to {r['hi']:g}" for r in rows]
+    f = go.Figure([_trace(m, mid(rows), [r['success'] for r in rows], True)
+                   for m, rows in results.get('by_kfactor', {}).items()])
+    f.update_layout(title="success rate vs the scene's strongest multipath (test)", height=380,
+                    xaxis_title="lowest K-factor of the scene's sources (dB)", yaxis_title='success')
     return f
 
 # %% ../nbs/07_eval.ipynb #9ba89865
@@ -622,6 +686,7 @@ def check_eval_params(ckpt='demo',                # a checkpoint, 'demo' (the jo
                       crb_scenes=120,             # test scenes of the sqrt CRB curve (>= 0)
                       device='cpu',               # cpu, cuda or cuda:<n>
                       train_if_missing=False,     # train a missing best.pt into its folder (which holds no run)
+                      cal_scenes=0,               # train scenes that calibrate a fixed deployment (0: up to 2000)
                      )->dict:                     # the parameters checked, lists and flags as the job uses them
     """Every parameter of the evaluation job checked before anything is read or written: a bad one is an error naming
     it, its value and what to pass. Lists may come as papermill gives them: one number or the text of a list."""
@@ -634,7 +699,7 @@ def check_eval_params(ckpt='demo',                # a checkpoint, 'demo' (the jo
                n_val=_count('n_val', n_val), n_test=_count('n_test', n_test),
                batch_size=_count('batch_size', batch_size, 1, False),
                crb_scenes=_count('crb_scenes', crb_scenes, 0, False), device=_device(device),
-               train_if_missing=train_if_missing)
+               train_if_missing=train_if_missing, cal_scenes=_count('cal_scenes', cal_scenes, 0, False))
     if data_dir not in ('', None): require_dataset(data_dir)      # a dataset, else a DataError (nothing touched)
     return out
 
