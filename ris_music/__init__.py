@@ -24,6 +24,8 @@ from .metrics import metrics, match, pair_cost, score, crb, fisher, crb_table, s
 from .music import music_localize, music_spectrum, music_grid, newton_refine, pick_peaks
 from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, cache_coded_ml
 from .coded_ml import order_select, range_posterior
+from .calibration import calibrate, cache_calibration, read_calibration, add_calibration
+from .calibration import robust_localize, genie_localize, manifold_error, element_responses
 from .model import RisNet, infer, decide_k, load_model, with_coded_ml
 from .loss import loss_terms, signal_projector
 from .train import Trainer, load_params
