@@ -18,9 +18,10 @@ from .data import hold_dataset
 
 # %% auto #0
 __all__ = ['CODED_ML_OSR', 'CODED_ML_FIELDS', 'CODED_ML_VERSION', 'coded_ml_grid', 'n_cells_default', 'steering_derivs',
-           'snapshot_manifold', 'grid_manifold', 'vp_fit', 'vp_refine', 'matched_filter', 'relax_cycle',
-           'glrt_threshold', 'stop_threshold', 'order_select', 'sml_refine', 'coded_ml_localize', 'coded_ml_cov',
-           'coded_ml_refine', 'profile_cost', 'range_posterior', 'cache_coded_ml', 'coded_ml_cli']
+           'snapshot_manifold', 'grid_manifold', 'GridDictionary', 'grid_dictionary', 'vp_fit', 'vp_refine',
+           'matched_filter', 'relax_cycle', 'glrt_threshold', 'stop_threshold', 'order_select', 'sml_refine',
+           'coded_ml_localize', 'coded_ml_cov', 'coded_ml_refine', 'profile_cost', 'range_posterior', 'cache_coded_ml',
+           'coded_ml_cli']
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00007
 CODED_ML_OSR = (0.75, 0.5)  # default detection-grid oversampling in angle and 1/r
@@ -74,7 +75,7 @@ def steering_derivs(cfg, p):
 # %% ../nbs/02c_coded_ml.ipynb #36036547
 def snapshot_manifold(cfg:Config,  # the configuration
                       p,           # positions (B, K, 3) in (phi, theta, 1/r), float64
-                      H,           # BS-RIS channels (B, M, N), complex128
+                      H,           # BS-RIS channels (B, M, N), or one fixed channel (M, N), complex128
                       codes,       # RIS codes of the snapshots (B, L, N), complex128
                       deriv=False, # also return the derivatives dZ
                      ):
@@ -87,7 +88,10 @@ def snapshot_manifold(cfg:Config,  # the configuration
     nd = A.shape[-2]
     X = codes[:, :, None, None, :] * A[:, None]                                       # (B, L, K, nd, N)
     L, N = codes.shape[1], codes.shape[2]
-    Z = (X.reshape(B, L, K * nd, N) @ H.mT[:, None]).view(B, L, K, nd, H.shape[1])     # (B, L, K, nd, M)
+    if H.dim() == 2:                                                                   # one channel: one product
+        Z = (X.reshape(-1, N) @ H.mT).view(B, L, K, nd, H.shape[0])
+    else:
+        Z = (X.reshape(B, L, K * nd, N) @ H.mT[:, None]).view(B, L, K, nd, H.shape[1])  # (B, L, K, nd, M)
     Z = Z.permute(0, 1, 4, 2, 3)                                                       # (B, L, M, K, nd)
     if deriv:
         return Z[..., 0], Z[..., 1:]
@@ -95,12 +99,77 @@ def snapshot_manifold(cfg:Config,  # the configuration
 
 # %% ../nbs/02c_coded_ml.ipynb #744875a9
 def grid_manifold(cfg, points, H, codes):
-    "conj(z_l(g)) at grid points (G, 3) as (B, L, M, G) complex64, and ||z_l(g)||^2 as (B, L, G)."
+    "conj(z_l(g)) at grid points (G, 3) as (B, L, M, G) complex64 and ||z_l(g)||^2 (B, L, G); H (B, M, N) or (M, N)."
     A = steering(cfg, points[:, 0], points[:, 1], 1 / points[:, 2], dtype=torch.complex64)   # (G, N)
-    Xc = (codes[:, :, None, :] * H[:, None, :, :]).conj().to(torch.complex64)          # (B, L, M, N)
+    Xc = (codes[:, :, None, :] * H.reshape(-1, 1, *H.shape[-2:])).conj().to(torch.complex64)  # (B, L, M, N)
     Zc = Xc @ A.conj().T                                                               # (B, L, M, G)
     nrm = (Zc.real ** 2 + Zc.imag ** 2).sum(-2)
     return Zc, nrm
+
+# %% ../nbs/02c_coded_ml.ipynb #71187011
+def _at(H, idx):
+    "The channels of some scenes: H[idx] of per-scene channels (B, M, N), or the one fixed channel (M, N) itself."
+    return H if H.dim() == 2 else H[idx]
+
+# %% ../nbs/02c_coded_ml.ipynb #b779dd47
+class GridDictionary:
+    """The grid manifold conj(z_l(g)) (complex64) of a batch of scenes and its norms ||z_l(g)||^2, as the matched filter
+    uses them: per scene (`Zc` (B, L, M, G), `grid_manifold`), or, for one fixed channel, once per distinct code (`D`
+    (U, M, G), `nrm_u` (U, G), `grid_dictionary`) with the code of each snapshot (`inv` (B, L))."""
+    def __init__(self, Zc=None, nrm=None, D=None, nrm_u=None, inv=None, block_mb=64):
+        self.Zc, self._nrm, self.D, self.nrm_u, self.inv, self.block_mb = Zc, nrm, D, nrm_u, inv, block_mb
+        self.fixed = D is not None
+        if self.fixed:                                       # the snapshots (b, l), flattened, sorted by their code
+            self.order = inv.reshape(-1).argsort(stable=True)
+            self.code_sorted = inv.reshape(-1)[self.order]
+
+    @property
+    def nrm(self):
+        "||z_l(g)||^2 (B, L, G)."
+        return self.nrm_u[self.inv] if self.fixed else self._nrm
+
+    def __len__(self): return len(self.inv if self.fixed else self.Zc)
+
+    def __getitem__(self, keep):
+        "The dictionary of some of the scenes (an index, a mask or a slice over B); a fixed one shares D."
+        if self.fixed: return GridDictionary(D=self.D, nrm_u=self.nrm_u, inv=self.inv[keep], block_mb=self.block_mb)
+        return GridDictionary(self.Zc[keep], self._nrm[keep])
+
+    def rows(self, V, i0, i1):
+        "V^T conj(z) (i1 - i0, C, G) of the snapshots i0..i1 in code order (V (B L, M, C)): one product per code."
+        rows, u = self.order[i0:i1], self.code_sorted[i0:i1]
+        Vr = V[rows].mT.contiguous()                                                   # (P, C, M)
+        W = torch.empty(len(rows), V.shape[-1], self.D.shape[-1], dtype=self.D.dtype, device=V.device)
+        a = 0
+        for c, n in zip(*(t.tolist() for t in torch.unique_consecutive(u, return_counts=True))):
+            torch.mm(Vr[a:a + n].view(-1, V.shape[1]), self.D[c], out=W[a:a + n].view(-1, W.shape[-1]))
+            a += n
+        return W
+
+    def project(self, V):
+        "[z^H y, z^H Z] = V^T conj(z) (B, L, C, G) of V = [y, Z] (B, L, M, C)."
+        if not self.fixed: return V.mT @ self.Zc
+        B, L, M, C = V.shape
+        W = torch.empty(B * L, C, self.D.shape[-1], dtype=self.D.dtype, device=V.device)
+        W[self.order] = self.rows(V.to(self.D.dtype).reshape(B * L, M, C), 0, B * L)
+        return W.view(B, L, C, -1)
+
+# %% ../nbs/02c_coded_ml.ipynb #603b42cf
+def grid_dictionary(cfg:Config,  # the configuration
+                    points,      # grid points (G, 3) in (phi, theta, 1/r)
+                    H,           # one fixed channel (M, N), or per-scene channels (B, M, N)
+                    codes,       # the snapshots' codes (B, L, N): any complex values (e.g. element responses)
+                    block_mb=64, # memory budget of one block of the fixed matched filter
+                   ):
+    """The `GridDictionary` of a batch. With one channel H (M, N): D_u = conj(H diag(c_u) A^T) (U, M, G) and its norms
+    (U, G) once per distinct code row c_u of the batch; with H (B, M, N), `grid_manifold` per scene."""
+    if H.dim() == 3: return GridDictionary(*grid_manifold(cfg, points, H, codes))
+    B, L, N = codes.shape
+    flat = torch.view_as_real(codes.reshape(B * L, N)).reshape(B * L, 2 * N)
+    uniq, inv = torch.unique(flat, dim=0, return_inverse=True)
+    cu = torch.view_as_complex(uniq.reshape(-1, N, 2).contiguous())                   # (U, N)
+    D, nrm_u = grid_manifold(cfg, points, H, cu[None])                                 # (1, U, M, G), (1, U, G)
+    return GridDictionary(D=D[0], nrm_u=nrm_u[0], inv=inv.view(B, L), block_mb=block_mb)
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00011
 def _chol_inv(Gm):
@@ -115,7 +184,7 @@ def _chol_inv(Gm):
 def vp_fit(cfg:Config,  # the configuration
            p,           # positions (B, K, 3) in (phi, theta, 1/r), float64
            y,           # snapshots (B, L, M), complex128
-           H,           # BS-RIS channels (B, M, N), complex128
+           H,           # BS-RIS channels (B, M, N), or one fixed channel (M, N), complex128
            codes,       # RIS codes (B, L, N), complex128
            deriv=True,  # also the Jacobian (else None)
           ):
@@ -163,7 +232,7 @@ def _lm_step(Jac, r, mu, x, lo, hi):
 def vp_refine(cfg:Config,  # the configuration (the search box)
               p,           # starting positions (B, K, 3) in (phi, theta, 1/r), float64
               y,           # snapshots (B, L, M), complex128
-              H,           # BS-RIS channels (B, M, N), complex128
+              H,           # BS-RIS channels (B, M, N), or one fixed channel (M, N), complex128
               codes,       # RIS codes (B, L, N), complex128
               iters=10,    # LM iterations
               mu0=1e-2,    # initial damping
@@ -194,7 +263,7 @@ def vp_refine(cfg:Config,  # the configuration (the search box)
             p_out[ia], J_out[ia], s_out[ia] = p, J, s
             keep = ~done
             ia, p, J, s, r, Jac, mu = ia[keep], p[keep], J[keep], s[keep], r[keep], Jac[keep], mu[keep]
-            y, H, codes = y[keep], H[keep], codes[keep]
+            y, H, codes = y[keep], _at(H, keep), codes[keep]
             if ia.numel() == 0:
                 break
     p_out[ia], J_out[ia], s_out[ia] = p, J, s
@@ -208,9 +277,55 @@ def _projector_parts(cfg, p, y, H, codes):
     s = (Gi @ (Z.mH @ y[..., None]))[..., 0]
     return Z, s, Gi
 
+# %% ../nbs/02c_coded_ml.ipynb #88991263
+def _mf_stats(W, nrm, y, Z, s, Gi, loo, eps):
+    "The statistics of `matched_filter` from the products W = [z^H y, z^H Z] (B, L, 1+K, G), summed over snapshots."
+    zy = W[:, :, 0]                                                                    # z^H y
+    K = Z.shape[-1]
+    den_min = eps * nrm
+    if K == 0:
+        return ((zy.real ** 2 + zy.imag ** 2) / nrm.clamp_min(1e-30)).sum(1), None
+    wz = W[:, :, 1:]                                                                   # z^H Z_i = conj(w_i)
+    u = Gi.to(W.dtype).mT @ wz                                                         # u_j = sum_i conj(w_i) Gi_ij
+    b = (Z.mH @ y[..., None])[..., 0].to(W.dtype)                                      # Z^H y (B, L, K)
+    num0 = zy - (u * b[..., None]).sum(2)                                              # z^H P_perp y
+    den0 = torch.maximum(nrm - (u * wz.conj()).real.sum(2), den_min)                   # z^H P_perp z
+    new = ((num0.real ** 2 + num0.imag ** 2) / den0).sum(1)                            # (B, G)
+    if not loo:
+        return new, None
+    gjj = torch.diagonal(Gi, dim1=-2, dim2=-1).real.to(nrm.dtype)                      # (B, L, K)
+    sj = s.to(W.dtype) / gjj
+    out = []
+    for j in range(K):                                                   # P_perp(-j) = P_perp + d_j d_j^H / Gi_jj
+        uj = u[:, :, j]
+        numj = num0 + uj * sj[:, :, j, None]
+        denj = den0 + (uj.real ** 2 + uj.imag ** 2) / gjj[:, :, j, None]
+        out.append(((numj.real ** 2 + numj.imag ** 2) / denj).sum(1))
+    return new, torch.stack(out, 1)
+
+# %% ../nbs/02c_coded_ml.ipynb #cba451df
+def _mf_fixed(dic, y, Z, s, Gi, loo, eps):
+    """`matched_filter` with a fixed channel's dictionary: the snapshots in blocks (sorted by code, within
+    dic.block_mb), each block's products one per code, each snapshot's terms added to its scene's statistic."""
+    B, L, M = y.shape
+    K, G = Z.shape[-1], dic.D.shape[-1]
+    V = torch.cat([y[..., None], Z], -1).to(dic.D.dtype).reshape(B * L, M, 1 + K)
+    step = max(1, (dic.block_mb << 20) // (G * 56 * (1 + K)))                         # snapshots per block
+    new = torch.zeros(B, G, dtype=dic.nrm_u.dtype, device=y.device)
+    out = torch.zeros(B, K, G, dtype=dic.nrm_u.dtype, device=y.device) if loo and K else None
+    flat = lambda x, rows: None if x is None else x.reshape(B * L, 1, *x.shape[2:])[rows]
+    for i0 in range(0, B * L, step):
+        rows = dic.order[i0:i0 + step]
+        W = dic.rows(V, i0, i0 + step)[:, None]                                        # (P, 1, 1+K, G)
+        nrm = dic.nrm_u[dic.code_sorted[i0:i0 + step]][:, None]                        # (P, 1, G)
+        t, tl = _mf_stats(W, nrm, flat(y, rows), flat(Z, rows), flat(s, rows), flat(Gi, rows), loo, eps)
+        new.index_add_(0, rows // L, t)
+        if out is not None: out.index_add_(0, rows // L, tl)
+    return new, out
+
 # %% ../nbs/02c_coded_ml.ipynb #cml00015
-def matched_filter(Zc,         # the grid manifold z_l(g)* (B, L, M, G) of `grid_manifold`
-                   nrm,        # its norms ||z_l(g)||^2 (B, L, G)
+def matched_filter(Zc,         # the grid manifold z_l(g)* (B, L, M, G) of `grid_manifold`, or a `GridDictionary`
+                   nrm,        # its norms ||z_l(g)||^2 (B, L, G) (None with a GridDictionary)
                    y,          # snapshots (B, L, M)
                    Z,          # the fitted sources' manifold (B, L, M, K) (K may be 0)
                    s,          # their amplitudes (B, L, K)
@@ -219,30 +334,12 @@ def matched_filter(Zc,         # the grid manifold z_l(g)* (B, L, M, G) of `grid
                    eps=1e-2,   # floor of z^H P_perp z, relative to ||z||^2
                   ):
     "Per-snapshot normalised matched filter on the grid: new-source statistic (B, G) and leave-one-out ones (B, K, G)."
+    if isinstance(Zc, GridDictionary):
+        if Zc.fixed: return _mf_fixed(Zc, y, Z, s, Gi, loo, eps)
+        Zc, nrm = Zc.Zc, Zc.nrm
     V = torch.cat([y[..., None], Z], -1).to(Zc.dtype)                                  # (B, L, M, 1+K)
     W = V.mT @ Zc                                                                      # (B, L, 1+K, G): [z^H y, z^H Z]
-    zy = W[:, :, 0]                                                                    # z^H y
-    K = Z.shape[-1]
-    den_min = eps * nrm
-    if K == 0:
-        return ((zy.real ** 2 + zy.imag ** 2) / nrm.clamp_min(1e-30)).sum(1), None
-    wz = W[:, :, 1:]                                                                   # z^H Z_i = conj(w_i)
-    u = Gi.to(Zc.dtype).mT @ wz                                                        # u_j = sum_i conj(w_i) Gi_ij
-    b = (Z.mH @ y[..., None])[..., 0].to(Zc.dtype)                                     # Z^H y (B, L, K)
-    num0 = zy - (u * b[..., None]).sum(2)                                              # z^H P_perp y
-    den0 = torch.maximum(nrm - (u * wz.conj()).real.sum(2), den_min)                   # z^H P_perp z
-    new = ((num0.real ** 2 + num0.imag ** 2) / den0).sum(1)                            # (B, G)
-    if not loo:
-        return new, None
-    gjj = torch.diagonal(Gi, dim1=-2, dim2=-1).real.to(nrm.dtype)                      # (B, L, K)
-    sj = s.to(Zc.dtype) / gjj
-    out = []
-    for j in range(K):                                                   # P_perp(-j) = P_perp + d_j d_j^H / Gi_jj
-        uj = u[:, :, j]
-        numj = num0 + uj * sj[:, :, j, None]
-        denj = den0 + (uj.real ** 2 + uj.imag ** 2) / gjj[:, :, j, None]
-        out.append(((numj.real ** 2 + numj.imag ** 2) / denj).sum(1))
-    return new, torch.stack(out, 1)
+    return _mf_stats(W, nrm, y, Z, s, Gi, loo, eps)
 
 # %% ../nbs/02c_coded_ml.ipynb #2fd9a69c
 def _grid_dist(grid, a, b):
@@ -271,10 +368,10 @@ def relax_cycle(cfg:Config,          # the configuration
                 J,                   # their cost (B,)
                 s,                   # their amplitudes (B, L, K)
                 y,                   # snapshots (B, L, M), complex128
-                H,                   # channels (B, M, N), complex128
+                H,                   # channels (B, M, N), or one fixed channel (M, N), complex128
                 codes,               # codes (B, L, N), complex128
-                Zc,                  # the grid manifold z_l(g)* (B, L, M, G) of `grid_manifold`
-                nrm,                 # its norms ||z_l(g)||^2 (B, L, G)
+                Zc,                  # the grid manifold z_l(g)* (B, L, M, G) (`grid_manifold`) or a GridDictionary
+                nrm,                 # its norms ||z_l(g)||^2 (B, L, G) (None with a GridDictionary)
                 grid:SearchGrid,     # the detection grid Zc was built on
                 *,                   # the settings by name only
                 iters:int=6,         # LM iterations after a move
@@ -290,13 +387,14 @@ def relax_cycle(cfg:Config,          # the configuration
     if ia.numel() == 0:
         return p, J, s, act
     sub = (lambda x: x) if ia.numel() == p.shape[0] else (lambda x: x[ia])
-    pn, try_ = _relax_moves(cfg, sub(p), sub(y), sub(H), sub(codes), sub(Zc), sub(nrm), grid, min_move)
+    nrm = None if nrm is None else sub(nrm)
+    pn, try_ = _relax_moves(cfg, sub(p), sub(y), _at(H, ia), sub(codes), sub(Zc), nrm, grid, min_move)
     moved = torch.zeros_like(act)
     if not bool(try_.any()):
         return p, J, s, moved
     it = try_.nonzero()[:, 0]
     ib = ia[it]
-    pn, Jn, sn = vp_refine(cfg, pn[it], y[ib], H[ib], codes[ib], iters)
+    pn, Jn, sn = vp_refine(cfg, pn[it], y[ib], _at(H, ib), codes[ib], iters)
     ok = Jn < J[ib] - 1e-9 * J[ib]
     ib = ib[ok]
     p, J, s = p.clone(), J.clone(), s.clone()
@@ -402,15 +500,16 @@ def _tensor(x, name, who):
 
 # %% ../nbs/02c_coded_ml.ipynb #5d53a71f
 def _check(cfg, y, H, codes, who='coded_ml_localize'):
-    """Validate the config and the snapshots, channels and codes (tensors or numpy arrays): shapes, finite values, no
-    scene all zeros; returns (B, L, M, N) and y, H, codes as tensors."""
+    """Validate the config and the snapshots, channels (per scene, or one fixed channel) and codes (tensors or numpy
+    arrays): shapes, finite values, no scene all zeros; returns (B, L, M, N) and y, H, codes as tensors."""
     if not isinstance(cfg, Config): raise ValueError(f"{who}: cfg must be a Config, got {type(cfg).__name__}")
     y, H, codes = _tensor(y, 'y', who), _tensor(H, 'H', who), _tensor(codes, 'codes', who)
     if y.dim() != 3: raise ValueError(f"{who}: y must be a (B, L, M) tensor or array, got shape {tuple(y.shape)}")
     B, L, M = y.shape
-    if not (H.dim() == 3 and H.shape[0] == B and H.shape[1] == M):
-        raise ValueError(f"{who}: H must be (B, M, N) = ({B}, {M}, N), got shape {tuple(H.shape)}")
-    N = H.shape[2]
+    if not ((H.dim() == 3 and H.shape[0] == B and H.shape[1] == M) or (H.dim() == 2 and H.shape[0] == M)):
+        raise ValueError(f"{who}: H must be (B, M, N) or (M, N) (one fixed channel) with B = {B}, M = {M}, got shape "
+                         f"{tuple(H.shape)}")
+    N = H.shape[-1]
     if N != cfg.N:
         raise ValueError(f"{who}: H has N = {N} columns but the config has N = {cfg.N}")
     if tuple(codes.shape) != (B, L, N):
@@ -418,7 +517,9 @@ def _check(cfg, y, H, codes, who='coded_ml_localize'):
     for name, x in (('y', y), ('H', H), ('codes', codes)):
         if not bool(torch.isfinite(x).all()):
             raise NonFiniteError(f"{who}: {name} has {int((~torch.isfinite(x)).sum())} non-finite entries")
-        zero = (x == 0).flatten(1).all(-1)
+        if x.dim() == 2 and bool((x == 0).all()):
+            raise ValueError(f"{who}: {name} (the one fixed channel) is all zeros")
+        zero = (x == 0).flatten(1).all(-1) if x.dim() == 3 else torch.zeros(1, dtype=torch.bool)
         if bool(zero.any()):
             raise ValueError(f"{who}: {name}[{int(zero.nonzero()[0, 0])}] is all zeros (a scene with nothing "
                              "measured); drop that scene or check how the batch was built")
@@ -483,14 +584,14 @@ def _fit_next(cfg, p, S, grid, k, opt, timers):
     y, H, codes = S['y'], S['H'], S['codes']
     with _timed(timers, 'detection'):
         Z, s_, Gi = _projector_parts(cfg, p, y, H, codes)
-        stat, _ = matched_filter(S['Zc'], S['nrm'], y, Z, s_, Gi)
+        stat, _ = matched_filter(S['dic'], None, y, Z, s_, Gi)
         p = torch.cat([p, _grid_on(grid, p.device)[0][stat.argmax(-1)][:, None]], 1)
     with _timed(timers, 'refinement'):
         p, J, s = vp_refine(cfg, p, y, H, codes, opt['iters'])
     with _timed(timers, 'relax'):
         moved = None
         for _ in range(opt['n_relax'] if k > 1 else 0):
-            p, J, s, moved = relax_cycle(cfg, p, J, s, y=y, H=H, codes=codes, Zc=S['Zc'], nrm=S['nrm'], grid=grid,
+            p, J, s, moved = relax_cycle(cfg, p, J, s, y=y, H=H, codes=codes, Zc=S['dic'], nrm=None, grid=grid,
                                          iters=opt['relax_iters'], min_move=opt['min_move'], active=moved)
             if not bool(moved.any()):
                 break
@@ -509,14 +610,15 @@ def _keep_growing(cfg, k, J, Jprev, S, thr, early_stop):
     return torch.ones_like(J, dtype=torch.bool)
 
 # %% ../nbs/02c_coded_ml.ipynb #2adafedd
-def _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers):
-    "Fit orders 1..Kmax_run, one source at a time: J (B, K_max+1), positions and amplitudes per order, orders fitted."
+def _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers, dic=None):
+    """Fit orders 1..Kmax_run, one source at a time: J (B, K_max+1), positions and amplitudes per order, orders fitted.
+    `dic`: the batch's GridDictionary (a fixed channel's), else the per-scene grid manifold is built here."""
     B, L, _ = y.shape
     dev = y.device
     with _timed(timers, 'grid_manifold'):
-        Zc, nrm = grid_manifold(cfg, _grid_on(grid, dev)[0], H, codes)
-    S = dict(y=y, H=H, codes=codes, Zc=Zc, nrm=nrm, nv=nv, **({} if K is None else dict(K=K)))  # per active scene
-    del Zc, nrm                                                                        # compaction frees the old copy
+        dic = GridDictionary(*grid_manifold(cfg, _grid_on(grid, dev)[0], H, codes)) if dic is None else dic
+    S = dict(y=y, H=H, codes=codes, dic=dic, nv=nv, **({} if K is None else dict(K=K)))  # per active scene
+    del dic                                                                            # compaction frees the old copy
     thr = stop_threshold(cfg, opt['criterion'], opt['pfa'], len(grid))
     Jall = torch.full((B, cfg.K_max + 1), float('nan'), dtype=torch.float64, device=dev)
     Jall[:, 0] = (y.real ** 2 + y.imag ** 2).sum((-2, -1))
@@ -534,7 +636,7 @@ def _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers):
         Jprev = J
         if not bool(keep.all()):
             act, p, Jprev = act[keep], p[keep], Jprev[keep]
-            S = {name: v[keep] for name, v in S.items()}
+            S = {name: _at(v, keep) if name == 'H' else v[keep] for name, v in S.items()}
             if act.numel() == 0:
                 break
     return Jall, Pall, Sall, kfit
@@ -555,7 +657,7 @@ def _sml_polish(cfg, P, power, Khat, y, H, codes, nv, iters):
     for k in range(1, P.shape[1] + 1):
         idx = (Khat == k).nonzero()[:, 0]
         if idx.numel():
-            P[idx, :k], power[idx, :k], _ = sml_refine(cfg, P[idx, :k], power[idx, :k], y[idx], H[idx], codes[idx],
+            P[idx, :k], power[idx, :k], _ = sml_refine(cfg, P[idx, :k], power[idx, :k], y[idx], _at(H, idx), codes[idx],
                                                        nv[idx], iters)
     return P, power
 
@@ -570,11 +672,11 @@ def _chunk_output(O, Khat, kfit, Jall, P, power):
     return dict(out, **{'full_' + k: v for k, v in full.items()}, **{'order_' + k: v for k, v in every.items()})
 
 # %% ../nbs/02c_coded_ml.ipynb #cfb8aeef
-def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers):
+def _localize_chunk(cfg, y, H, codes, nv, K, opt, timers, dic=None):
     "The estimator on one chunk of scenes (float64 / complex128 except the grid statistics); opt as coded_ml_localize."
     grid = coded_ml_grid(cfg, *opt['osr'])
     Kmax_run = int(K.max()) if K is not None else cfg.K_max
-    Jall, Pall, Sall, kfit = _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers)
+    Jall, Pall, Sall, kfit = _grow(cfg, y, H, codes, nv, K, grid, Kmax_run, opt, timers, dic)
     with _timed(timers, 'order'):
         Khat = K if K is not None else order_select(cfg, Jall, nv, criterion=opt['criterion'], pfa=opt['pfa'],
                                                     n_cells=len(grid))
@@ -593,11 +695,24 @@ def _no_scenes(cfg, device):
     none = torch.zeros(0, dtype=torch.long, device=device)
     return _chunk_output(z(0, Km, Km, 4), none, none, z(0, Km + 1), z(0, Km, 3), z(0, Km))
 
+# %% ../nbs/02c_coded_ml.ipynb #38d41c7d
+def _chunking(cfg, H, codes, osr, chunk, mem_mb, timers):
+    """Scenes per chunk (`chunk`, else from mem_mb) and, for one fixed channel H (M, N), the batch's grid dictionary
+    (built once, shared by the chunks; None with per-scene channels)."""
+    (L, N), M, G = codes.shape[1:], H.shape[-2], len(coded_ml_grid(cfg, *osr))
+    if H.dim() == 3:
+        per_scene = L * G * (8 * M + 64)                                               # grid manifold + statistics
+        return chunk or int(max(1, min(256, (mem_mb << 20) // per_scene))), None
+    with _timed(timers, 'grid_manifold'):
+        dic = grid_dictionary(cfg, _grid_on(coded_ml_grid(cfg, *osr), H.device)[0], H, codes, mem_mb)
+    per_scene = L * cfg.K_max * (128 * N + 288 * M)                                    # the fits' manifolds, Jacobians
+    return chunk or int(max(1, min(256, (mem_mb << 20) // per_scene))), dic
+
 # %% ../nbs/02c_coded_ml.ipynb #f825d4d7
 @torch.no_grad()
 def coded_ml_localize(cfg:Config,        # the configuration
                       y,                 # raw coded snapshots (B, L, M) (tensors or numpy arrays)
-                      H,                 # known BS-RIS channels (B, M, N)
+                      H,                 # known BS-RIS channels (B, M, N), or one fixed channel (M, N)
                       codes,             # the RIS codes of the snapshots (B, L, N)
                       noise_var=1.0,     # known noise variance sigma^2 (float or (B,) tensor)
                       K=None,            # known orders (int or (B,) in [K_min, K_max]), or None: chosen by `criterion`
@@ -612,11 +727,12 @@ def coded_ml_localize(cfg:Config,        # the configuration
                       polish_iters=5,    # LM iterations of the final restart per order
                       sml_iters=8,       # Newton iterations of the SML polish
                       early_stop=True,   # with K=None stop once a gain is below the threshold (J is NaN beyond)
-                      mem_mb=64,         # memory budget of the grid manifold per chunk of scenes
+                      mem_mb=64,         # memory budget of the grid manifold per chunk (fixed H: of a chunk's fits)
                       chunk=None,        # scenes per chunk (default: from mem_mb)
                       timers=None,       # dict that collects the seconds per stage
                      )->dict:            # the estimate dict (below)
-    """Localise sources from raw coded snapshots with known channels and codes.
+    """Localise sources from raw coded snapshots with known channels and codes. With one fixed channel H (M, N) for
+    the whole batch the grid dictionary is built once per distinct code (`grid_dictionary`), not per scene.
 
     Returns phi, theta, r, power (B, K_max) float, mask (B, K_max), K (B,), J (B, K_max+1) residual energies, the
     same fields prefixed full_ for the largest fit of each scene (all K_max sources with early_stop=False), and
@@ -637,11 +753,10 @@ def coded_ml_localize(cfg:Config,        # the configuration
         timers.setdefault(name, 0.0)
     if B == 0: return _no_scenes(cfg, dev)
     y, H, codes = (x.to(device=dev, dtype=torch.complex128) for x in (y, H, codes))
-    if chunk is None:
-        per_scene = L * len(coded_ml_grid(cfg, *osr)) * (8 * M + 64)                 # grid manifold + statistics
-        chunk = int(max(1, min(256, (mem_mb << 20) // per_scene)))
-    parts = [_localize_chunk(cfg, y[i:i + chunk], H[i:i + chunk], codes[i:i + chunk], nv[i:i + chunk],
-                             None if K is None else K[i:i + chunk], opt, timers) for i in range(0, B, chunk)]
+    chunk, dic = _chunking(cfg, H, codes, osr, chunk, mem_mb, timers)
+    sub = lambda x, i: None if x is None else x[i:i + chunk]
+    parts = [_localize_chunk(cfg, y[i:i + chunk], _at(H, slice(i, i + chunk)), codes[i:i + chunk], nv[i:i + chunk],
+                             sub(K, i), opt, timers, sub(dic, i)) for i in range(0, B, chunk)]
     return cat_batches(parts)
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00032
@@ -675,7 +790,7 @@ def _polish_inputs(cfg, y, H, codes, est, K, who):
 @torch.no_grad()
 def coded_ml_refine(cfg:Config,  # the configuration
                     y,           # snapshots (B, L, M) (tensors or numpy arrays)
-                    H,           # BS-RIS channels (B, M, N)
+                    H,           # BS-RIS channels (B, M, N), or one fixed channel (M, N)
                     codes,       # RIS codes (B, L, N)
                     est,         # starting estimate dict (phi, theta, r) (B, K_max)
                     K,           # sources to polish per scene (B,), each in [0, K_max]
@@ -692,7 +807,7 @@ def coded_ml_refine(cfg:Config,  # the configuration
     for k in range(1, Km + 1):
         idx = (K == k).nonzero()[:, 0]
         if idx.numel() == 0: continue
-        P[idx, :k], J[idx], sk = vp_refine(cfg, p0[idx, :k], y[idx], H[idx], codes[idx], iters)
+        P[idx, :k], J[idx], sk = vp_refine(cfg, p0[idx, :k], y[idx], _at(H, idx), codes[idx], iters)
         power[idx, :k] = (sk.real ** 2 + sk.imag ** 2).mean(1)
     mask = source_mask(K, Km)
     return dict(from_points(P, mask, power=power), mask=mask, K=K, J=J)
@@ -703,7 +818,7 @@ def profile_cost(cfg:Config,  # the configuration
                  j,           # the source whose 1/r moves
                  pts,         # values of its 1/r (n, G)
                  y,           # snapshots (n, L, M), complex128
-                 H,           # BS-RIS channels (n, M, N), complex128
+                 H,           # BS-RIS channels (n, M, N), or one fixed channel (M, N), complex128
                  codes,       # RIS codes (n, L, N), complex128
                 ):
     """CML cost J (n, G) with source j's 1/r set to each of pts (n, G) and the other sources at p (n, k, 3), amplitudes
@@ -751,7 +866,7 @@ def _renamed(**old):
 @torch.no_grad()
 def range_posterior(cfg:Config,  # the configuration
                     y,           # snapshots (B, L, M)
-                    H,           # BS-RIS channels (B, M, N)
+                    H,           # BS-RIS channels (B, M, N), or one fixed channel (M, N)
                     codes,       # RIS codes (B, L, N)
                     noise_var,   # noise variance sigma^2 (float or (B,))
                     est,         # estimate dict (phi, theta, r) (B, K_max)
@@ -776,7 +891,7 @@ def range_posterior(cfg:Config,  # the configuration
             pj = p0[idx, j, 2:3]
             pts = torch.cat([rho.expand(len(idx), n_rho), pj, (pj + near).clamp(float(lo[2]), float(hi[2]))], -1)
             pts = pts.sort(-1).values                                                  # (n, G) points in 1/r
-            J = profile_cost(cfg, p0[idx, :k], j, pts, y[idx], H[idx], codes[idx])
+            J = profile_cost(cfg, p0[idx, :k], j, pts, y[idx], _at(H, idx), codes[idx])
             mean[idx, j], std[idx, j] = _posterior_moments(J, pts, nv[idx])
     mask = source_mask(K, Km)
     return dict(r=torch.where(mask, mean, 0.0).float(), r_std=torch.where(mask, std, 0.0).float())

@@ -366,6 +366,11 @@ PRESETS = {
                  n_train=2000, n_val=500, n_test=500, shard_size=500,
                  phi_grid=41, theta_grid=21, range_grid=21, D_MODEL=64, NUM_HEADS=4, n_layers=2, dropout=0.1,
                  batch_size=64, lr=1e-3),
+    'large': dict(Nh=16, Nv=16, freq=3.5e9, spacing=0.5, M=64, L=64, codebook='dft', cb_h=8, cb_v=8, K_min=1,
+                  K_max=5, phi_deg=60.0, theta_deg=30.0, r_min=0.5, r_max=10.0, snr_min_db=-5.0, snr_max_db=20.0,
+                  n_train=100_000, n_val=10_000, n_test=10_000, shard_size=2000,
+                  phi_grid=61, theta_grid=31, range_grid=41, D_MODEL=448, NUM_HEADS=8, n_layers=4, dropout=0.25,
+                  batch_size=64, lr=2e-4),  # the configuration the earlier system's authors moved to
 }
 REAL = dict(deployment='fixed', h_est='nmse', h_nmse_db=-20.0, ris_phase_err_deg=10.0, ris_amp_err=0.1,
             ris_amp_model='practical', phase_bits=2, ris_dead_frac=0.02, mp_scatterers=2, mp_kfactor_db=7.0,
