@@ -90,8 +90,8 @@ def test_grouping_is_order_free():
 
 def test_one_fixed_channel_gives_the_same_sources(real):
     """robust_localize on one fixed channel (M, N) (the grid-dictionary path) finds what the per-scene view (B, M, N)
-    does, given the true model. (With a model 40 scenes calibrated, fits of 7-9 components differ between the two paths
-    in 4 of 6 scenes: the grid statistics round differently, and an over-complete fit turns that into another argmax.)"""
+    does, given the true model. (With a model 40 scenes calibrated, fits of 7-9 components differ between the two
+    paths in 4 of 6 scenes: the grid statistics round differently, and an over-complete fit turns that into another argmax.)"""
     ds = ShardDataset(real, 'test')
     b = ds.__getitems__(list(range(6)))
     one = robust_localize(ds.cfg, b['y'], b['H_true'][0], b['ris_response'], b['noise_var'])
@@ -108,7 +108,8 @@ def test_calibrated_row_reads_no_labels(real):
     spoil = set(REAL_TRUTH) | {'phi', 'theta', 'r', 'snr_db'}
     bad = {k: (torch.full_like(v, float('nan')) if k in spoil else v) for k, v in b.items()}
     bad['K'] = torch.full_like(b['K'], 99)
-    a, c = run_coded_ml(ds.cfg, bad, calibrated=True, robust=True), run_coded_ml(ds.cfg, b, calibrated=True, robust=True)
+    run = lambda batch: run_coded_ml(ds.cfg, batch, calibrated=True, robust=True)
+    a, c = run(bad), run(b)
     for k in EST_FIELDS: torch.testing.assert_close(a[k], c[k])
 
 
