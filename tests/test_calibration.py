@@ -91,7 +91,8 @@ def test_grouping_is_order_free():
 def test_one_fixed_channel_gives_the_same_sources(real):
     """robust_localize on one fixed channel (M, N) (the grid-dictionary path) finds what the per-scene view (B, M, N)
     does, given the true model. (With a model 40 scenes calibrated, fits of 7-9 components differ between the two
-    paths in 4 of 6 scenes: the grid statistics round differently, and an over-complete fit turns that into another argmax.)"""
+    paths in 4 of 6 scenes: the grid statistics round differently, and an over-complete fit turns that into another
+    argmax.)"""
     ds = ShardDataset(real, 'test')
     b = ds.__getitems__(list(range(6)))
     one = robust_localize(ds.cfg, b['y'], b['H_true'][0], b['ris_response'], b['noise_var'])
