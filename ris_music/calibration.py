@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .core import Config, steering, as_tensor, to_points, from_points, source_mask, search_box, read_json
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
 from .data import _write_derived_folder
-from .coded_ml import coded_ml_localize, snapshot_manifold, _chol_inv, glrt_threshold
+from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts
 
 # %% auto #0
 __all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'code_levels', 'code_basis', 'element_responses', 'used_states', 'nominal_table',
@@ -238,9 +238,9 @@ def nuisance_components(cfg:Config,     # the configuration (K_max, mp_scatterer
     ex = P.gather(1, order[..., None].expand(-1, -1, 3))
     out = torch.zeros(n, C, 3, dtype=torch.float64)
     out[:, :T.shape[1]] = T
-    for b in range(n):
-        k, m = int(K[b]), int(n_ex[b])
-        out[b, k:k + m] = ex[b, :m]
+    r = torch.arange(C)
+    b, j = (r < n_ex[:, None]).nonzero(as_tuple=True)                                # extra j of scene b goes to
+    out[b, K[b] + j] = ex[b, j]                                                       # the slot after its sources
     return out, K + n_ex
 
 # %% ../nbs/02d_calibration.ipynb #9f33de4b
@@ -387,9 +387,7 @@ def component_amplitudes(cfg:Config,   # the configuration of the fit (its K_max
         if not len(idx): continue
         c128 = lambda x: x[idx].to(torch.complex128)
         Hk = H.to(torch.complex128) if H.dim() == 2 else c128(H)                     # one fixed channel, or per scene
-        Z = snapshot_manifold(cfg, P[idx, :k], Hk, c128(codes))
-        Gi = _chol_inv(Z.mH @ Z)
-        s[idx, :, :k] = (Gi @ (Z.mH @ c128(y)[..., None]))[..., 0]
+        _, s[idx, :, :k], Gi = _projector_parts(cfg, P[idx, :k], c128(y), Hk, c128(codes))
         g[idx, :, :k] = torch.diagonal(Gi, dim1=-2, dim2=-1).real
     return s, g
 
