@@ -26,6 +26,7 @@ from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, cache_co
 from .coded_ml import order_select, range_posterior
 from .calibration import calibrate, cache_calibration, read_calibration, add_calibration
 from .calibration import robust_localize, genie_localize, manifold_error, element_responses
+from .calibration import coherent_localize, coherent_genie, tune_floor, cache_count_floor, read_count_floor
 from .model import RisNet, infer, decide_k, load_model, with_coded_ml
 from .loss import loss_terms, signal_projector
 from .train import Trainer, load_params

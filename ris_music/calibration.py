@@ -12,13 +12,17 @@ import torch.nn.functional as F
 from .core import Config, steering, as_tensor, to_points, from_points, source_mask, search_box, read_json
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
 from .data import _write_derived_folder
-from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts
+from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
+from .coded_ml import _lm_step, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR, grid_dictionary
+from .metrics import metrics
 
 # %% auto #0
-__all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'code_levels', 'code_basis', 'element_responses', 'used_states', 'nominal_table',
-           'fit_responses', 'manifold_error', 'n_components', 'nuisance_components', 'calibrate', 'write_calibration',
-           'read_calibration', 'cache_calibration', 'add_calibration', 'component_amplitudes', 'coherent_leaders',
-           'robust_localize', 'genie_localize']
+__all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'code_levels', 'code_basis', 'element_responses',
+           'used_states', 'nominal_table', 'fit_responses', 'manifold_error', 'n_components', 'nuisance_components',
+           'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration', 'add_calibration',
+           'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize', 'signature_manifold',
+           'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize', 'coherent_genie',
+           'tune_floor', 'cache_count_floor', 'read_count_floor']
 
 # %% ../nbs/02d_calibration.ipynb #e156d792
 def code_levels(cfg:Config)->int:
@@ -364,11 +368,14 @@ def add_calibration(cfg:Config,    # the configuration (phase_bits)
                     batch:dict,    # a batch of the calibrated dataset (with codes)
                     cal:dict,      # its calibration (`read_calibration` or `calibrate`)
                    )->dict:        # the batch, with cal_H (B, M, N) (one matrix), cal_response (B, L, N), cal_floor
-    "Add what a calibrated estimator uses to a batch: the calibrated channel and the codes' calibrated reflections."
+    """Add what a calibrated estimator uses to a batch: the calibrated channel and the codes' calibrated reflections
+    (and, if the calibration carries one, the model-error floor chosen on validation, `cache_count_floor`)."""
     B = len(batch['y'])
     batch['cal_H'] = cal['H'].to(torch.complex64).expand(B, *cal['H'].shape)
     batch['cal_response'] = element_responses(cfg, cal['table'], batch['codes']).to(torch.complex64)
     batch['cal_floor'] = torch.full((B,), float(cal['floor']))
+    if cal.get('count_floor') is not None:                     # the counting floor chosen on validation
+        batch['cal_count_floor'] = torch.full((B,), float(cal['count_floor']))
     return batch
 
 # %% ../nbs/02d_calibration.ipynb #afaa70d8
@@ -427,6 +434,29 @@ def _pick(cfg, P, power, sel, K):
     mask = source_mask(K, Km)
     return dict(from_points(out[:, :Km], mask, power=pw[:, :Km]), mask=mask, K=K)
 
+# %% ../nbs/02d_calibration.ipynb #483ee471
+def _leaders(lead, m, K):
+    "Exactly K (B,) leaders among fitted components m (B, C), in order: the first K leaders, then the strongest others."
+    first = lead & (lead.long().cumsum(-1) <= K[:, None])
+    need = (K - first.sum(-1)).clamp_min(0)[:, None]
+    rest = ~first & m
+    return first | (rest & (rest.long().cumsum(-1) <= need))
+
+# %% ../nbs/02d_calibration.ipynb #558ab61a
+def _grouped_fit(cfg, y, H, codes, noise_var, n_comp, alpha, coh_floor, floor):
+    """coded-ML's fit of up to n_comp components (noise sigma^2 + floor x signal) and its grouping: the fit, its config,
+    the noise of the thresholds (B,), the components' order and leaders (`coherent_leaders`), and K (B,)."""
+    C = n_comp or n_components(cfg)
+    cfgx = _with_components(cfg, C)
+    B = len(y)
+    nv = as_tensor(noise_var).double().reshape(-1).expand(B)
+    sig = ((y.abs() ** 2).mean((-2, -1)).double() - nv).clamp_min(0)
+    nve = nv + floor * sig
+    e = coded_ml_localize(cfgx, y, H, codes, nve)
+    s, g = component_amplitudes(cfgx, e, y, H, codes)
+    order, lead = coherent_leaders(s, g, e['mask'], nve, alpha, coh_floor)
+    return e, cfgx, nve, order, lead, lead.sum(-1).clamp(cfg.K_min, cfg.K_max)
+
 # %% ../nbs/02d_calibration.ipynb #5cb2e242
 @torch.no_grad()
 def robust_localize(cfg:Config,            # the configuration (K_min, K_max: the sources)
@@ -440,22 +470,10 @@ def robust_localize(cfg:Config,            # the configuration (K_min, K_max: th
     """Multipath-aware coded-ML: fit up to n_comp components by coded-ML (GLRT order, noise sigma^2 plus a model-error
     floor), group them into sources by the coherence of their amplitudes (`coherent_leaders`), and keep each group's
     strongest component as its direct path; K = the number of groups, clamped to [K_min, K_max] (the strongest)."""
-    C = n_comp or n_components(cfg)
-    cfgx = _with_components(cfg, C)
-    B = len(y)
-    nv = as_tensor(noise_var).double().reshape(-1).expand(B)
-    sig = ((y.abs() ** 2).mean((-2, -1)).double() - nv).clamp_min(0)
-    nve = nv + floor * sig
-    e = coded_ml_localize(cfgx, y, H, codes, nve)
-    s, g = component_amplitudes(cfgx, e, y, H, codes)
-    order, lead = coherent_leaders(s, g, e['mask'], nve, alpha, coh_floor)
+    e, _, _, order, lead, K = _grouped_fit(cfg, y, H, codes, noise_var, n_comp, alpha, coh_floor, floor)
     P = to_points(e).gather(1, order[..., None].expand(-1, -1, 3))
     power = e['power'].double().gather(1, order)
-    K = lead.sum(-1).clamp(cfg.K_min, cfg.K_max)
-    m = e['mask'].gather(1, order)
-    need = (cfg.K_min - lead.sum(-1)).clamp_min(0)[:, None]                          # too few groups: add the
-    sel = lead | (~lead & m & (torch.cumsum((~lead & m).long(), -1) <= need))         # strongest of the rest
-    out = _pick(cfg, P, power, sel, K)
+    out = _pick(cfg, P, power, _leaders(lead, e['mask'].gather(1, order), K), K)
     return dict(out, n_comp=e['K'], n_groups=lead.sum(-1),
                 **{f'comp_{k}': v for k, v in e.items() if k in ('phi', 'theta', 'r', 'power', 'mask')})
 
@@ -479,3 +497,350 @@ def genie_localize(cfg:Config,          # the configuration
     Pk = torch.where(torch.isfinite(P), P, 0.0).gather(1, pick[..., None].expand(-1, -1, 3))
     mask = source_mask(K, cfg.K_max)
     return dict(from_points(Pk, mask), mask=mask, K=K)
+
+# %% ../nbs/02d_calibration.ipynb #5650535d
+def signature_manifold(cfg:Config,  # the configuration
+                       P,           # component positions (B, C, 3) in (phi, theta, 1/r), float64
+                       gam,         # their complex gains (B, C): 1 for a direct path, 0 for an unused component
+                       memb,        # the source slot of each component (B, C) in [0, S)
+                       S:int,       # source slots
+                       H,           # channel(s) (B, M, N) or one fixed channel (M, N), complex128
+                       codes,       # reflections of the snapshots (B, L, N), complex128
+                      ):            # Z (B, L, M, S) complex128 and which slots hold no component (B, S)
+    """The coherent multipath model's manifold: source k's signature b_k = sum_{c in k} gam_c a(P_c) (its direct path
+    and its scatterers re-radiating its symbols) seen through each snapshot, z_lk = H diag(c_l) b_k."""
+    B, C, _ = P.shape
+    N = codes.shape[-1]
+    a = steering(cfg, P[..., 0], P[..., 1], 1 / P[..., 2], dtype=torch.complex128)    # (B, C, N)
+    sig = torch.zeros(B, S, N, dtype=a.dtype, device=a.device)
+    sig.scatter_add_(1, memb[..., None].expand(B, C, N), gam[..., None] * a)
+    HT = H.mT if H.dim() == 2 else H.mT[:, None]
+    return ((codes[:, :, None, :] * sig[:, None]) @ HT).transpose(-1, -2), sig.abs().amax(-1) == 0
+
+# %% ../nbs/02d_calibration.ipynb #3c90fedd
+def coherent_fit(cfg:Config,  # the configuration
+                 P, gam, memb, S:int,  # the components, their gains and source slots, the slots (signature_manifold)
+                 y,           # snapshots (B, L, M), complex128
+                 H, codes,    # channel(s) and reflections, complex128
+                 deriv=True,  # also the Jacobian
+                ):            # r (B, L, M), J (B,), s (B, L, S), Jac (B, L M, 5 C) or None
+    """Variable projection in the coherent model: the per-snapshot symbols s_l of the S sources projected out, the
+    residual r, its energy J and the exact Jacobian of r over each component's five real parameters (phi, theta, 1/r,
+    Re gam, Im gam): dr = -(P_perp dZ s + Z (Z^H Z)^-1 dZ^H r), as in `vp_fit`. Empty slots get a unit Gram diagonal."""
+    B, C, _ = P.shape
+    L, N = codes.shape[1:]
+    Z, empty = signature_manifold(cfg, P, gam, memb, S, H, codes)
+    Gi = _chol_inv(Z.mH @ Z + torch.diag_embed(empty.to(Z.dtype))[:, None])
+    s = (Gi @ (Z.mH @ y[..., None]))[..., 0]
+    r = y - (Z @ s[..., None])[..., 0]
+    J = (r.real ** 2 + r.imag ** 2).sum((-2, -1))
+    if not deriv: return r, J, s, None
+    M = Z.shape[-2]
+    AD = steering_derivs(cfg, P)                                                       # (B, C, 4, N)
+    dB = torch.cat([gam[..., None, None] * AD[:, :, 1:], AD[:, :, :1], 1j * AD[:, :, :1]], 2)   # (B, C, 5, N)
+    X = codes[:, :, None, None, :] * dB[:, None]                                       # (B, L, C, 5, N)
+    if H.dim() == 2: dZ = (X.reshape(-1, N) @ H.mT).view(B, L, C, 5, M)
+    else: dZ = (X.reshape(B, L, C * 5, N) @ H.mT[:, None]).view(B, L, C, 5, M)
+    dZ = dZ.permute(0, 1, 4, 2, 3)                                                     # (B, L, M, C, 5)
+    sc = s.gather(2, memb[:, None, :].expand(B, L, C))                                 # each component's source
+    D = (dZ * sc[:, :, None, :, None]).reshape(B, L, M, 5 * C)
+    PD = D - Z @ (Gi @ (Z.mH @ D))
+    g = (dZ.conj() * r[..., None, None]).sum(2)                                        # dz^H r (B, L, C, 5)
+    ZG = (Z @ Gi).gather(3, memb[:, None, None, :].expand(B, L, M, C))                 # (B, L, M, C)
+    Jac = -(PD + (ZG[..., None] * g[:, :, None]).reshape(B, L, M, 5 * C))
+    return r, J, s, Jac.reshape(B, L * M, 5 * C)
+
+# %% ../nbs/02d_calibration.ipynb #8922ae63
+def coherent_refine(cfg:Config,  # the configuration (the search box)
+                    P, gam, memb, S:int,  # the starting components, gains, source slots, slots
+                    y, H, codes,  # snapshots (B, L, M), channel(s), reflections (complex128)
+                    free,         # (B, C) components whose gain is fitted (a direct path's stays 1, an unused one's 0)
+                    iters:int=20, # Levenberg-Marquardt iterations
+                    mu0=1e-2,     # initial damping
+                    tol=1e-10,    # a scene stops once an accepted step gains less than tol * J
+                   ):             # P, gam, J (B,), s (B, L, S)
+    """Levenberg-Marquardt on the coherent model's cost over every component's position and every free gain, within
+    the search box (positions) and with the fixed gains held (bounds lo = hi)."""
+    B, C, _ = P.shape
+    lo, hi = search_box(cfg, device=P.device)
+    inf = torch.full((2,), math.inf, dtype=torch.float64, device=P.device)
+    gri = torch.stack([gam.real, gam.imag], -1)
+    LO = torch.cat([lo.expand(B, C, 3), torch.where(free[..., None], -inf, gri)], -1).reshape(B, -1)
+    HI = torch.cat([hi.expand(B, C, 3), torch.where(free[..., None], inf, gri)], -1).reshape(B, -1)
+    unx = lambda x: (x.view(-1, C, 5)[..., :3], torch.complex(x.view(-1, C, 5)[..., 3], x.view(-1, C, 5)[..., 4]))
+    x = torch.cat([P, gri], -1).reshape(B, -1)
+    r, J, s, Jac = coherent_fit(cfg, P, gam, memb, S, y, H, codes)
+    x_out, J_out, s_out = x.clone(), J.clone(), s.clone()
+    mu = torch.full((B,), mu0, dtype=torch.float64, device=P.device)
+    ia = torch.arange(B, device=P.device)
+    for _ in range(iters):
+        step = _lm_step(Jac, r, mu, x, LO, HI)
+        xc = torch.minimum(torch.maximum(x + step, LO), HI)
+        rc, Jc, sc, Jacc = coherent_fit(cfg, *unx(xc), memb, S, y, H, codes)
+        ok = Jc < J
+        gain = J - Jc
+        x, s, r = torch.where(ok[:, None], xc, x), torch.where(ok[:, None, None], sc, s), torch.where(ok[:, None, None], rc, r)
+        Jac, J = torch.where(ok[:, None, None], Jacc, Jac), torch.where(ok, Jc, J)
+        mu = torch.where(ok, mu * 0.2, mu * 8).clamp(1e-9, 1e8)
+        done = (ok & (gain < tol * J)) | (mu >= 1e8)
+        if bool(done.any()):                                                           # write back, keep the rest
+            x_out[ia], J_out[ia], s_out[ia] = x, J, s
+            keep = ~done
+            ia, x, J, s, r, Jac, mu = ia[keep], x[keep], J[keep], s[keep], r[keep], Jac[keep], mu[keep]
+            memb, LO, HI, y, H, codes = memb[keep], LO[keep], HI[keep], y[keep], _at(H, keep), codes[keep]
+            if ia.numel() == 0: break
+    x_out[ia], J_out[ia], s_out[ia] = x, J, s
+    P, gam = unx(x_out)
+    return P.contiguous(), gam, J_out, s_out
+
+# %% ../nbs/02d_calibration.ipynb #43153534
+def _scatterer_stats(dic, r, s):
+    "Per source k and grid point g, the gain |sum_l s_kl^* z_l(g)^H r_l|^2 / sum_l |s_kl|^2 ||z_l(g)||^2 (B, S, G)."
+    W = dic.project(r[..., None].to(torch.complex64))[:, :, 0]                        # z^H r (B, L, G)
+    sc = s.to(W.dtype)
+    num = torch.einsum('blk,blg->bkg', sc.conj(), W)
+    den = torch.einsum('blk,blg->bkg', (sc.real ** 2 + sc.imag ** 2), dic.nrm).clamp_min(1e-30)
+    return num, den
+
+# %% ../nbs/02d_calibration.ipynb #4cb69e45
+def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source slots)
+                        y, H, codes,    # snapshots, channel(s), reflections (complex128)
+                        nv,             # (B,) the noise variance of the thresholds (plus any model-error floor)
+                        state:dict,     # P, gam, memb, act, lead (B, C), the sources' components so far
+                        dic,            # the detection grid's `grid_dictionary` of (H, codes)
+                        grid,           # that grid (`coded_ml_grid`)
+                        n_scat:int,     # the most scatterers per source
+                        pfa:float,      # the false-alarm rate of one addition
+                        short:int=3,    # LM iterations that rate a candidate
+                        iters:int=10,   # LM iterations after an addition
+                       )->dict:         # the state with the scatterers added (and J)
+    """Grow each source by coherent scatterers, one per step and scene: the candidates are, for every source, the grid
+    point where a copy of its symbols explains most of the residual and the strongest residual peak; each is rated by
+    a short joint refinement, and the best is kept while its gain passes the one-complex-amplitude GLRT threshold."""
+    st = {k: v.clone() for k, v in state.items()}
+    B, L, _ = y.shape
+    S, C = cfg.K_max, st['P'].shape[1]
+    pts = _grid_on(grid, y.device)[0].double()
+    t_sca = glrt_threshold(1, len(grid), pfa)
+    st['P'], st['gam'], st['J'], _ = coherent_refine(cfg, st['P'], st['gam'], st['memb'], S, y, H, codes,
+                                                     st['act'] & ~st['lead'], 2 * iters)
+    live = st['act'].sum(-1) < C
+    while bool(live.any()):
+        ia = live.nonzero()[:, 0]
+        b, Ha, ya, ca = len(ia), _at(H, ia), y[ia], codes[ia]
+        P, gam, memb, act, lead = (st[k][ia] for k in ('P', 'gam', 'memb', 'act', 'lead'))
+        r, _, s, _ = coherent_fit(cfg, P, gam, memb, S, ya, Ha, ca, deriv=False)
+        Z, empty = signature_manifold(cfg, P, gam, memb, S, Ha, ca)
+        Gi = _chol_inv(Z.mH @ Z + torch.diag_embed(empty.to(Z.dtype))[:, None])
+        A, _ = matched_filter(dic[ia], None, ya, Z, s, Gi)                             # (b, G) the residual's peaks
+        num, den = _scatterer_stats(dic[ia], r, s)                                     # (b, S, G)
+        per = torch.zeros(b, S, dtype=torch.long, device=y.device).scatter_add_(1, memb, act.long())
+        ok_k = ~empty & (per < 1 + n_scat)                                             # sources that take one more
+        q = torch.cat([(num.real ** 2 + num.imag ** 2).div(den).argmax(-1), A.argmax(-1)[:, None].expand(b, S)], 1)
+        kq = torch.arange(S, device=y.device).repeat(2)[None].expand(b, 2 * S)
+        valid = ok_k.repeat(1, 2)
+        rows = torch.arange(b, device=y.device)[:, None]
+        g0 = (num[rows, kq, q] / den[rows, kq, q]).to(torch.complex128)                 # its least-squares gain
+        Nc, slot = 2 * S, act.sum(-1)
+        rep = lambda x: x.repeat_interleave(Nc, 0)
+        Pc, gc, mc, ac = rep(P), rep(gam), rep(memb), rep(act)
+        f, sl = torch.arange(b * Nc, device=y.device), rep(slot)
+        Pc[f, sl], gc[f, sl], mc[f, sl], ac[f, sl] = pts[q.reshape(-1)], g0.reshape(-1), kq.reshape(-1), True
+        iv = valid.reshape(-1).nonzero()[:, 0]
+        sc_ = iv // Nc
+        Jn = torch.full((b * Nc,), math.inf, dtype=torch.float64, device=y.device)
+        if len(iv):
+            Pc[iv], gc[iv], Jn[iv], _ = coherent_refine(cfg, Pc[iv], gc[iv], mc[iv], S, ya[sc_], _at(Ha, sc_), ca[sc_],
+                                                        ac[iv] & ~rep(lead)[iv], short)
+        gain = (st['J'][ia, None] - Jn.view(b, Nc)) / (t_sca * nv[ia, None])
+        best, cb = gain.max(-1)
+        acc = best > 1
+        live[ia[~acc]] = False
+        if not bool(acc.any()): break
+        pick, ib = (rows[:, 0] * Nc + cb)[acc], acc.nonzero()[:, 0]
+        Pf, gf, Jf, _ = coherent_refine(cfg, Pc[pick], gc[pick], mc[pick], S, ya[ib], _at(Ha, ib), ca[ib],
+                                        ac[pick] & ~lead[ib], iters)
+        jb = ia[ib]
+        st['P'][jb], st['gam'][jb], st['memb'][jb], st['act'][jb], st['J'][jb] = Pf, gf, mc[pick], ac[pick], Jf
+        live = live & (st['act'].sum(-1) < C)
+    return st
+
+# %% ../nbs/02d_calibration.ipynb #e3f9b4ef
+def _coherent_state(P, s, mask, lead):
+    """The coherent model's starting state from a component fit (P (B, C, 3), amplitudes s (B, L, C), fitted mask,
+    leaders (B, C)): the fitted components first, each leader a source slot (in order), every other one a scatterer
+    of the leader whose amplitudes it follows most closely, at the least-squares gain; unused ones at gain 0."""
+    B, L, C = s.shape
+    o = (~mask).long().argsort(dim=-1, stable=True)                                        # fitted components first
+    P, mask, lead = P.gather(1, o[..., None].expand(B, C, 3)), mask.gather(1, o), (lead & mask).gather(1, o)
+    s = torch.where(mask[:, None], s.gather(2, o[:, None].expand(B, L, C)), 0)
+    slot = lead.long().cumsum(-1) - 1
+    n2 = (s.abs() ** 2).sum(1)
+    coh = (s.mH @ s).abs() ** 2 / (n2[:, :, None] * n2[:, None, :]).clamp_min(1e-300)  # (B, C, C)
+    best = torch.where(lead[:, :, None], coh, -1.0).argmax(1)                           # each one's leader
+    memb = torch.where(lead, slot, slot.gather(1, best)).clamp_min(0)
+    sref = s.gather(2, best[:, None].expand(B, L, C))
+    gam = (sref.conj() * s).sum(1) / (sref.abs() ** 2).sum(1).clamp_min(1e-300)
+    gam = torch.where(lead, torch.ones_like(gam), torch.where(mask, gam, torch.zeros_like(gam)))
+    P = torch.where(mask[..., None], P, P[:, :1])                                      # unused: a finite position
+    return dict(P=P.double(), gam=gam, memb=memb, act=mask.clone(), lead=lead)
+
+# %% ../nbs/02d_calibration.ipynb #2f8195c9
+def _padded(st, cfg):
+    "A coherent state with room for every source's scatterers: K_max (1 + P) components (unused ones appended)."
+    B, C = st['act'].shape
+    n = cfg.K_max * (1 + cfg.mp_scatterers) - C
+    if n <= 0: return st
+    pad = lambda x, v: torch.cat([x, torch.full((B, n, *x.shape[2:]), v, dtype=x.dtype)], 1)
+    return dict(P=torch.cat([st['P'], st['P'][:, :1].expand(B, n, 3)], 1), gam=pad(st['gam'], 0), memb=pad(st['memb'], 0),
+                act=pad(st['act'], False), lead=pad(st['lead'], False))
+
+# %% ../nbs/02d_calibration.ipynb #6dd2f4ab
+def _direct_paths(cfg, st, K):
+    "The estimate dict of a coherent state: each source's strongest component (largest |gam|) is its direct path."
+    B, C = st['act'].shape
+    Pd = torch.zeros(B, cfg.K_max, 3, dtype=torch.float64)
+    w = torch.where(st['act'], st['gam'].abs(), -1.0)
+    for k in range(cfg.K_max):
+        Pd[:, k] = st['P'][torch.arange(B), torch.where(st['memb'] == k, w, -2.0).argmax(-1)]
+    mask = source_mask(K, cfg.K_max)
+    return dict(from_points(Pd, mask), mask=mask, K=K)
+
+# %% ../nbs/02d_calibration.ipynb #95acf0bb
+@torch.no_grad()
+def coherent_localize(cfg:Config,            # the configuration (K_min, K_max, mp_scatterers: the most per source)
+                      y, H, codes,           # snapshots (B, L, M), the model's channel(s) and reflections (B, L, N)
+                      noise_var=1.0,         # noise variance (float or (B,))
+                      n_comp=None,           # the most components of the first fit (default `n_components`)
+                      alpha:float=0.01,      # `coherent_leaders`' false-alarm rate
+                      coh_floor:float=0.3,   # `coherent_leaders`' allowed residual share
+                      floor:float=0.0,       # model-error floor, as `robust_localize`'s
+                      span:int=2,            # the sources start from the fit of span K components
+                     )->dict:                # estimate dict of the sources (B, K_max), coh_*: the components
+    """Coded-ML in the coherent multipath model: K as `robust_localize` counts it; then, from the fit of span K
+    components (at most the GLRT's), grouped again into exactly K sources, each source grown by its scatterers
+    (`coherent_scatterers`); each source's strongest component is its direct path."""
+    y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))
+    e, cfgx, nve, _, lead, K = _grouped_fit(cfg, y, H, codes, noise_var, n_comp, alpha, coh_floor, floor)
+    C = e['mask'].shape[1]
+    kk = torch.minimum(span * K, e['K']).clamp_min(1)
+    rows = torch.arange(len(K))
+    eo = dict({f: e[f'order_{f}'][rows, kk - 1] for f in ('phi', 'theta', 'r')}, mask=source_mask(kk, C), K=kk)
+    s, g = component_amplitudes(cfgx, eo, y, H, codes)
+    o, lo = coherent_leaders(s, g, eo['mask'], nve, alpha, coh_floor)
+    m = eo['mask'].gather(1, o)
+    st = _coherent_state(to_points(eo).gather(1, o[..., None].expand(-1, -1, 3)), s.gather(2, o[:, None].expand_as(s)),
+                         m, _leaders(lo, m, K))
+    grid = coded_ml_grid(cfg, *CODED_ML_OSR)
+    dic = grid_dictionary(cfg, _grid_on(grid, y.device)[0], H, codes)
+    st = coherent_scatterers(cfg, y, H, codes, nve, _padded(st, cfg), dic, grid, cfg.mp_scatterers, cfg.cml_pfa)
+    return dict(_direct_paths(cfg, st, K), n_comp=e['K'], n_groups=lead.sum(-1), coh_n=st['act'].sum(-1),
+                **{f'coh_{k}': st[k] for k in ('P', 'gam', 'memb', 'act')})
+
+# %% ../nbs/02d_calibration.ipynb #12864c50
+@torch.no_grad()
+def coherent_genie(cfg:Config,          # the configuration
+                   y, H, codes,         # snapshots, the TRUE channel and reflections (an oracle's model)
+                   noise_var,           # noise variance
+                   truth:dict,          # K (B,), phi, theta, r (B, K_max): the sources
+                   n_comp=None,         # the most components of the starting fit (default `n_components`)
+                   span:int=2,          # the starting fit has span K components
+                  )->dict:              # estimate dict of the K true sources
+    """`genie_localize` for the coherent model: given the true model and the true K, the fit of span K components, the
+    components nearest the true sources as the sources and the others as their scatterers (`_coherent_state`), grown
+    by `coherent_scatterers`; each true source then takes the fitted component nearest to it."""
+    y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))
+    K = truth['K'].long()
+    C = n_comp or n_components(cfg)
+    cfgx = _with_components(cfg, C)
+    T = to_points(truth).double()
+    e = coded_ml_localize(cfgx, y, H, codes, noise_var, K=(K * span).clamp(1, C))
+    P = torch.where(e['mask'][..., None], to_points(e), math.inf)
+    pick, taken = _match(P, T, K, cfg)
+    s, _ = component_amplitudes(cfgx, e, y, H, codes)
+    Cn = e['mask'].shape[1]
+    key = torch.where(e['mask'], Cn, 3 * Cn) + torch.arange(Cn)                   # the sources' first, in order
+    for j in range(cfg.K_max):
+        v = (j < K) & taken.gather(1, pick[:, j:j + 1])[:, 0]
+        key[v, pick[v, j]] = j
+    o = key.argsort(-1)
+    m = e['mask'].gather(1, o)
+    st = _coherent_state(to_points(e).gather(1, o[..., None].expand(-1, -1, 3)), s.gather(2, o[:, None].expand_as(s)),
+                         m, source_mask(K, C) & m)
+    grid = coded_ml_grid(cfg, *CODED_ML_OSR)
+    dic = grid_dictionary(cfg, _grid_on(grid, y.device)[0], H, codes)
+    st = coherent_scatterers(cfg, y, H, codes, as_tensor(noise_var).double().reshape(-1).expand(len(K)),
+                             _padded(st, cfg), dic, grid, cfg.mp_scatterers, cfg.cml_pfa)
+    P = torch.where(st['act'][..., None], st['P'], math.inf)
+    pick, _ = _match(P, T, K, cfg)
+    Pk = torch.where(torch.isfinite(P), P, 0.0).gather(1, pick[..., None].expand(-1, -1, 3))
+    mask = source_mask(K, cfg.K_max)
+    return dict(from_points(Pk, mask), mask=mask, K=K)
+
+# %% ../nbs/02d_calibration.ipynb #6d1469bd
+FLOORS = (0.0, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3)  # the model-error floors `tune_floor` tries (shares of the signal power)
+COUNT_FLOOR = 'count_floor'                   # its derived data (root/derived/count_floor/val: chosen on val scenes)
+
+# %% ../nbs/02d_calibration.ipynb #15d7f6af
+def tune_floor(cfg:Config,       # the configuration
+               batch:dict,       # labelled scenes (a validation split's): y, noise_var, K, phi, theta, r
+               H, codes,         # the model's channel(s) and reflections (a calibration's: cal_H[0], cal_response)
+               floors=FLOORS,    # the floors to try (distinct, >= 0)
+               **kw,             # `robust_localize`'s counting settings (alpha, coh_floor, n_comp)
+              )->list:           # one row per floor: floor, success, K_acc, K_under, K_over; best first
+    """The model-error floor of `robust_localize`'s GLRT that counts best on labelled scenes: success, then K_acc, then
+    the smaller floor decide. A threshold chosen on validation scenes, like the hybrid's K_CONF_THRESH."""
+    fl = [float(f) for f in floors]
+    if not fl or len(set(fl)) != len(fl) or not all(math.isfinite(f) and f >= 0 for f in fl):
+        raise ValueError(f"tune_floor: floors must be distinct finite numbers >= 0, got {floors!r}")
+    rows = []
+    for f in fl:
+        m = metrics(cfg, robust_localize(cfg, batch['y'], H, codes, batch['noise_var'], floor=f, **kw), batch)
+        rows.append(dict(floor=f, **{k: m[k] for k in ('success', 'K_acc', 'K_under', 'K_over')}))
+    return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['floor']))
+
+# %% ../nbs/02d_calibration.ipynb #f550c70b
+def cache_count_floor(root,                # the dataset folder (a calibrated fixed deployment)
+                      n:int=300,           # validation scenes: the first n of the val split (at most all)
+                      floors=FLOORS,       # the floors to try
+                      overwrite:bool=False,# choose again even if a choice for this calibration and n is stored
+                     )->dict:              # floor (the chosen), table (`tune_floor`'s rows), n, calibration
+    """Choose the calibrated model's model-error floor on the dataset's validation split (`tune_floor` with its stored
+    calibration) and store the choice as derived data, tied to the manifest and to the calibration's settings."""
+    root = Path(root)
+    cal = read_calibration(root)
+    with hold_dataset(root, 'choosing its model-error floor') as mhash:
+        ds = ShardDataset(root, 'val', with_rsamp=False)
+        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(f"cache_count_floor: n must be a number of val scenes >= 1, got {n!r}")
+        n = min(int(n), len(ds))
+        want = dict(n=n, floors=[float(f) for f in floors], calibration=cal['settings'])
+        if not overwrite:
+            try: return read_count_floor(root, want)
+            except DataError: pass
+        b = add_calibration(ds.cfg, ds.__getitems__(list(range(n))), cal)
+        rows = tune_floor(ds.cfg, b, cal['H'].to(torch.complex128), b['cal_response'].to(torch.complex128), floors)
+        meta = dict(name=COUNT_FLOOR, split='val', manifest=mhash, fields=[], settings=want, floor=rows[0]['floor'],
+                    table=rows)
+        _write_derived_folder(derived_dir(root, COUNT_FLOOR, 'val'), {}, meta)
+    return read_count_floor(root, want)
+
+# %% ../nbs/02d_calibration.ipynb #3a0b08e3
+def read_count_floor(root,                # the dataset folder
+                     settings:dict=None,  # if given, what it must have been chosen with (n, floors, calibration)
+                    )->dict:              # floor, table, settings
+    """A dataset's stored choice of the model-error floor, checked against its manifest and its calibration (a
+    DataError if it is missing, of another version of the dataset, or of another calibration or settings)."""
+    root = Path(root)
+    d = derived_dir(root, COUNT_FLOOR, 'val')
+    cal = read_calibration(root)
+    with hold_dataset(root, 'reading its model-error floor') as now:
+        meta = read_json(d / 'meta.json', 'model-error floor', DataError,
+                         f"{d}: no model-error floor (choose it with cache_count_floor('{root}'))")
+        got = meta.get('settings') or {}
+        if meta.get('manifest') != now or got.get('calibration') != cal['settings']:
+            raise DataError(f"{d}: the floor was chosen for another version of the dataset or another calibration; "
+                            "choose it again (cache_count_floor overwrite=True)")
+        if settings is not None and got != json.loads(json.dumps(settings)):
+            raise DataError(f"{d}: the floor was chosen with {got}, not {settings}")
+    return dict(floor=float(meta['floor']), table=meta['table'], settings=got)
