@@ -25,6 +25,7 @@ from .train import Trainer
 from .impairments import is_ideal
 from .data import DataError
 from .calibration import robust_localize, genie_localize, read_calibration, add_calibration, cache_calibration
+from .calibration import coherent_localize, coherent_genie, cache_count_floor, read_count_floor
 
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METHODS', 'EST_FIELDS', 'SEP_EDGES', 'KF_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'RUN_FILES', 'DEMO_RUN',
@@ -96,6 +97,12 @@ def run_hybrid(cfg:Config,                    # the preset (the model's own conf
     "The learned hybrid: `infer` (K-head gated by `k_conf_thresh`, coded-ML criterion fallback, MUSIC on R_eff)."
     return infer(model, batch, k_conf_thresh, beta)
 
+# %% ../nbs/07_eval.ipynb #e6313abb
+def _one_channel(H):
+    "A batch's channels (B, M, N) as the one matrix (M, N) they are when every scene has the same (a fixed deployment)."
+    if H.dim() == 3 and len(H) and (H.stride(0) == 0 or bool((H == H[:1]).all())): return H[0]
+    return H
+
 # %% ../nbs/07_eval.ipynb #1136d111
 def run_coded_ml(cfg:Config,                    # the preset
                  batch:dict,                    # a batch of scenes: y, H, codes, noise_var (and K with `true_k`)
@@ -107,11 +114,14 @@ def run_coded_ml(cfg:Config,                    # the preset
                  oracle:bool=False,             # given H_true and ris_response (a real world's) for H and codes
                  calibrated:bool=False,         # given the dataset's calibration (cal_H, cal_response) instead
                  robust:bool=False,             # count sources, not components (`robust_localize`)
+                 coherent:bool=False,           # robust, and the sources in the coherent model (`coherent_localize`)
                 )->dict:                        # `coded_ml_localize`'s estimates (K, phi, theta, r, mask, ...)
     """Coded-ML on the raw snapshots: K by its criterion (or the true K with `true_k`), posterior-mean ranges if asked;
     with `oracle`, given the true channel and the elements' true responses instead of the estimate and the codes; with
     `calibrated`, the calibrated channel and responses; with `robust`, multipath-aware (components grouped into sources
-    by coherence, chapter 02d)."""
+    by coherence, chapter 02d), counting with the model-error floor chosen on validation (`cal_count_floor`) when the
+    batch carries one; with `coherent`, the sources then fitted in the coherent multipath model. One channel for the
+    whole batch (a fixed deployment's) is passed as one (M, N) matrix: coded-ML's fixed-deployment path."""
     if calibrated and not ('cal_H' in batch and 'cal_response' in batch):
         raise ValueError("run_coded_ml: calibrated=True needs a calibrated batch (`add_calibration` with the dataset's "
                          "calibration, `cache_calibration`); this one has no cal_H / cal_response")
@@ -120,8 +130,10 @@ def run_coded_ml(cfg:Config,                    # the preset
                          f"one has {sorted(k for k in batch if k in ('H', 'codes', 'H_true', 'ris_response'))}")
     H, codes = ((batch['H_true'], batch['ris_response']) if oracle else (batch['cal_H'], batch['cal_response'])
                 if calibrated else (batch['H'], batch['codes']))
-    args = batch['y'], H, codes, batch['noise_var']
-    if robust and not true_k: e = robust_localize(cfg, *args)
+    args = batch['y'], _one_channel(H), codes, batch['noise_var']
+    floor = float(batch['cal_count_floor'][0]) if calibrated and 'cal_count_floor' in batch else 0.0
+    if coherent and not true_k: e = coherent_localize(cfg, *args, floor=floor)
+    elif robust and not true_k: e = robust_localize(cfg, *args, floor=floor)
     else: e = coded_ml_localize(cfg, *args, K=batch['K'] if true_k else None)
     if posterior: e.update(range_posterior(cfg, *args, e, e['K']))
     return e
@@ -132,11 +144,14 @@ def run_genie(cfg:Config,                    # the preset
               model=None,                    # unused (the registry's common signature)
               k_conf_thresh:float|None=None, # unused
               beta:float|None=None,          # unused
+              coherent:bool=False,           # the coherent model's genie (`coherent_genie`)
              )->dict:                        # estimates of the true K sources
-    "Coded-ML given the true model and the true number of components; each true source takes its nearest component."
+    """Coded-ML given the true model and the true number of components (with `coherent`: the true K, in the coherent
+    multipath model); each true source takes its nearest component."""
     if not ('H_true' in batch and 'ris_response' in batch):
         raise ValueError("run_genie: needs a real world's batch (with H_true and ris_response)")
-    return genie_localize(cfg, batch['y'], batch['H_true'], batch['ris_response'], batch['noise_var'], batch)
+    args = batch['y'], _one_channel(batch['H_true']), batch['ris_response'], batch['noise_var'], batch
+    return coherent_genie(cfg, *args) if coherent else genie_localize(cfg, *args)
 
 # %% ../nbs/07_eval.ipynb #3c0ece97
 def run_music(cfg:Config,                    # the preset
@@ -166,6 +181,10 @@ register('coded_ml_oracle', 'coded-ML, true channel + RIS, multipath-aware (orac
          run=partial(run_coded_ml, oracle=True, robust=True), needs_real=True)        # real worlds only
 register('coded_ml_genie', 'coded-ML, true model + true components (genie)', '#e377c2', 'hexagram',
          run=run_genie, needs_real=True, estimates_k=False)
+register('coded_ml_coherent', 'coded-ML, calibrated, coherent multipath model', '#bcbd22', 'star-square',
+         run=partial(run_coded_ml, calibrated=True, coherent=True), needs_cal=True)  # calibrated deployments
+register('coded_ml_genie_coherent', 'coded-ML, true model + true K, coherent model (genie)', '#f7b6d2',
+         'hexagram-open', run=partial(run_genie, coherent=True), needs_real=True, estimates_k=False)
 register('music_rsamp_mdl', 'MUSIC, R_samp, MDL K', '#ff7f0e', 'square', run=run_music)
 register('music_rsamp_trueK', 'MUSIC, R_samp, true K', '#ffbb78', 'square-open', run=partial(run_music, true_k=True),
          estimates_k=False)
@@ -296,11 +315,16 @@ def sweep(model,              # a trained RisNet
 
 # %% ../nbs/07_eval.ipynb #3f6bd6db
 def _stored_calibration(root):
-    "The stored calibration of a fixed deployment's dataset, or None (with a line saying how to compute it)."
-    try: return read_calibration(root)
+    """The stored calibration of a fixed deployment's dataset with its counting floor (`count_floor`, None if none was
+    chosen), or None (with a line saying how to compute it)."""
+    try: cal = read_calibration(root)
     except DataError as e:
-        print(f"no calibration of {root} ({str(e).split(': ', 1)[-1]}): the calibrated row is left out")
+        print(f"no calibration of {root} ({str(e).split(': ', 1)[-1]}): the calibrated rows are left out")
         return None
+    try: return dict(cal, count_floor=read_count_floor(root)['floor'])
+    except DataError as e:
+        print(f"no model-error floor chosen for {root} ({str(e).split(': ', 1)[-1]}): the calibrated rows count with 0")
+        return dict(cal, count_floor=None)
 
 # %% ../nbs/07_eval.ipynb #52c8df43
 @torch.no_grad()
