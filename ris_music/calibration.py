@@ -15,14 +15,15 @@ from .data import _write_derived_folder
 from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
 from .coded_ml import _lm_step, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR, grid_dictionary
 from .metrics import metrics
+import hashlib
 
 # %% auto #0
-__all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'code_levels', 'code_basis', 'element_responses',
-           'used_states', 'nominal_table', 'fit_responses', 'manifold_error', 'n_components', 'nuisance_components',
-           'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration', 'add_calibration',
-           'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize', 'signature_manifold',
-           'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize', 'coherent_genie',
-           'tune_floor', 'cache_count_floor', 'read_count_floor']
+__all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'COUNT_FLOOR_VERSION', 'code_levels', 'code_basis',
+           'element_responses', 'used_states', 'nominal_table', 'fit_responses', 'manifold_error', 'n_components',
+           'nuisance_components', 'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration',
+           'add_calibration', 'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize',
+           'signature_manifold', 'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize',
+           'coherent_genie', 'tune_floor', 'cache_count_floor', 'read_count_floor']
 
 # %% ../nbs/02d_calibration.ipynb #e156d792
 def code_levels(cfg:Config)->int:
@@ -434,7 +435,7 @@ def _pick(cfg, P, power, sel, K):
     mask = source_mask(K, Km)
     return dict(from_points(out[:, :Km], mask, power=pw[:, :Km]), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #483ee471
+# %% ../nbs/02d_calibration.ipynb #1693d53c
 def _leaders(lead, m, K):
     "Exactly K (B,) leaders among fitted components m (B, C), in order: the first K leaders, then the strongest others."
     first = lead & (lead.long().cumsum(-1) <= K[:, None])
@@ -442,7 +443,7 @@ def _leaders(lead, m, K):
     rest = ~first & m
     return first | (rest & (rest.long().cumsum(-1) <= need))
 
-# %% ../nbs/02d_calibration.ipynb #558ab61a
+# %% ../nbs/02d_calibration.ipynb #8ed6fb52
 def _grouped_fit(cfg, y, H, codes, noise_var, n_comp, alpha, coh_floor, floor):
     """coded-ML's fit of up to n_comp components (noise sigma^2 + floor x signal) and its grouping: the fit, its config,
     the noise of the thresholds (B,), the components' order and leaders (`coherent_leaders`), and K (B,)."""
@@ -498,7 +499,7 @@ def genie_localize(cfg:Config,          # the configuration
     mask = source_mask(K, cfg.K_max)
     return dict(from_points(Pk, mask), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #5650535d
+# %% ../nbs/02d_calibration.ipynb #48ba73bf
 def signature_manifold(cfg:Config,  # the configuration
                        P,           # component positions (B, C, 3) in (phi, theta, 1/r), float64
                        gam,         # their complex gains (B, C): 1 for a direct path, 0 for an unused component
@@ -517,7 +518,7 @@ def signature_manifold(cfg:Config,  # the configuration
     HT = H.mT if H.dim() == 2 else H.mT[:, None]
     return ((codes[:, :, None, :] * sig[:, None]) @ HT).transpose(-1, -2), sig.abs().amax(-1) == 0
 
-# %% ../nbs/02d_calibration.ipynb #3c90fedd
+# %% ../nbs/02d_calibration.ipynb #a32226ed
 def coherent_fit(cfg:Config,  # the configuration
                  P, gam, memb, S:int,  # the components, their gains and source slots, the slots (signature_manifold)
                  y,           # snapshots (B, L, M), complex128
@@ -550,7 +551,7 @@ def coherent_fit(cfg:Config,  # the configuration
     Jac = -(PD + (ZG[..., None] * g[:, :, None]).reshape(B, L, M, 5 * C))
     return r, J, s, Jac.reshape(B, L * M, 5 * C)
 
-# %% ../nbs/02d_calibration.ipynb #8922ae63
+# %% ../nbs/02d_calibration.ipynb #acbfd516
 def coherent_refine(cfg:Config,  # the configuration (the search box)
                     P, gam, memb, S:int,  # the starting components, gains, source slots, slots
                     y, H, codes,  # snapshots (B, L, M), channel(s), reflections (complex128)
@@ -593,16 +594,17 @@ def coherent_refine(cfg:Config,  # the configuration (the search box)
     P, gam = unx(x_out)
     return P.contiguous(), gam, J_out, s_out
 
-# %% ../nbs/02d_calibration.ipynb #43153534
+# %% ../nbs/02d_calibration.ipynb #9271da4f
 def _scatterer_stats(dic, r, s):
-    "Per source k and grid point g, the gain |sum_l s_kl^* z_l(g)^H r_l|^2 / sum_l |s_kl|^2 ||z_l(g)||^2 (B, S, G)."
+    """Per source k and grid point g, the numerator sum_l s_kl^* z_l(g)^H r_l and the denominator sum_l |s_kl|^2
+    ||z_l(g)||^2 (B, S, G) of a scatterer's gain |num|^2 / den and of its least-squares amplitude num / den."""
     W = dic.project(r[..., None].to(torch.complex64))[:, :, 0]                        # z^H r (B, L, G)
     sc = s.to(W.dtype)
     num = torch.einsum('blk,blg->bkg', sc.conj(), W)
     den = torch.einsum('blk,blg->bkg', (sc.real ** 2 + sc.imag ** 2), dic.nrm).clamp_min(1e-30)
     return num, den
 
-# %% ../nbs/02d_calibration.ipynb #4cb69e45
+# %% ../nbs/02d_calibration.ipynb #ea6f7958
 def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source slots)
                         y, H, codes,    # snapshots, channel(s), reflections (complex128)
                         nv,             # (B,) the noise variance of the thresholds (plus any model-error floor)
@@ -652,7 +654,7 @@ def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source s
         if len(iv):
             Pc[iv], gc[iv], Jn[iv], _ = coherent_refine(cfg, Pc[iv], gc[iv], mc[iv], S, ya[sc_], _at(Ha, sc_), ca[sc_],
                                                         ac[iv] & ~rep(lead)[iv], short)
-        gain = (st['J'][ia, None] - Jn.view(b, Nc)) / (t_sca * nv[ia, None])
+        gain = (st['J'][ia, None] - Jn.view(b, Nc)) / (t_sca * nv[ia, None]).clamp_min(1e-300)
         best, cb = gain.max(-1)
         acc = best > 1
         live[ia[~acc]] = False
@@ -665,15 +667,15 @@ def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source s
         live = live & (st['act'].sum(-1) < C)
     return st
 
-# %% ../nbs/02d_calibration.ipynb #e3f9b4ef
-def _coherent_state(P, s, mask, lead):
+# %% ../nbs/02d_calibration.ipynb #02ba7176
+def _coherent_state(P, s, mask, lead, n_scat:int):
     """The coherent model's starting state from a component fit (P (B, C, 3), amplitudes s (B, L, C), fitted mask,
-    leaders (B, C)): the fitted components first, each leader a source slot (in order), every other one a scatterer
-    of the leader whose amplitudes it follows most closely, at the least-squares gain; unused ones at gain 0."""
+    leaders (B, C)): every leader a source slot (in order), every other fitted component a scatterer of the leader
+    whose amplitudes it follows most closely, at the least-squares gain, at most n_scat per source (the largest |gain|
+    kept); the components in use first, the unused ones at gain 0."""
     B, L, C = s.shape
-    o = (~mask).long().argsort(dim=-1, stable=True)                                        # fitted components first
-    P, mask, lead = P.gather(1, o[..., None].expand(B, C, 3)), mask.gather(1, o), (lead & mask).gather(1, o)
-    s = torch.where(mask[:, None], s.gather(2, o[:, None].expand(B, L, C)), 0)
+    lead = lead & mask
+    s = torch.where(mask[:, None], s, 0)
     slot = lead.long().cumsum(-1) - 1
     n2 = (s.abs() ** 2).sum(1)
     coh = (s.mH @ s).abs() ** 2 / (n2[:, :, None] * n2[:, None, :]).clamp_min(1e-300)  # (B, C, C)
@@ -681,32 +683,44 @@ def _coherent_state(P, s, mask, lead):
     memb = torch.where(lead, slot, slot.gather(1, best)).clamp_min(0)
     sref = s.gather(2, best[:, None].expand(B, L, C))
     gam = (sref.conj() * s).sum(1) / (sref.abs() ** 2).sum(1).clamp_min(1e-300)
-    gam = torch.where(lead, torch.ones_like(gam), torch.where(mask, gam, torch.zeros_like(gam)))
-    P = torch.where(mask[..., None], P, P[:, :1])                                      # unused: a finite position
-    return dict(P=P.double(), gam=gam, memb=memb, act=mask.clone(), lead=lead)
+    mem = mask & ~lead
+    w = torch.where(mem, gam.abs(), -1.0)
+    idx = torch.arange(C, device=s.device)
+    same = (memb[:, :, None] == memb[:, None, :]) & mem[:, None, :]                    # (B, C, C) j of i's source
+    ahead = (w[:, None, :] > w[:, :, None]) | ((w[:, None, :] == w[:, :, None]) & (idx[None, None] < idx[None, :, None]))
+    use = lead | (mem & ((same & ahead).sum(-1) < n_scat))                            # the n_scat strongest each
+    o = (~use).long().argsort(dim=-1, stable=True)                                     # the components in use first
+    g1 = lambda x: x.gather(1, o)
+    P, use, lead, memb = P.gather(1, o[..., None].expand(B, C, 3)), g1(use), g1(lead), g1(memb)
+    gam = torch.where(lead, torch.ones_like(gam), g1(gam))
+    gam = torch.where(use, gam, torch.zeros_like(gam))
+    P = torch.where(use[..., None], P, P[:, :1])                                       # unused: a finite position
+    return dict(P=P.double(), gam=gam, memb=torch.where(use, memb, 0), act=use, lead=lead)
 
-# %% ../nbs/02d_calibration.ipynb #2f8195c9
+# %% ../nbs/02d_calibration.ipynb #4f4ff3b5
 def _padded(st, cfg):
     "A coherent state with room for every source's scatterers: K_max (1 + P) components (unused ones appended)."
     B, C = st['act'].shape
     n = cfg.K_max * (1 + cfg.mp_scatterers) - C
     if n <= 0: return st
-    pad = lambda x, v: torch.cat([x, torch.full((B, n, *x.shape[2:]), v, dtype=x.dtype)], 1)
+    pad = lambda x, v: torch.cat([x, torch.full((B, n, *x.shape[2:]), v, dtype=x.dtype, device=x.device)], 1)
     return dict(P=torch.cat([st['P'], st['P'][:, :1].expand(B, n, 3)], 1), gam=pad(st['gam'], 0), memb=pad(st['memb'], 0),
                 act=pad(st['act'], False), lead=pad(st['lead'], False))
 
-# %% ../nbs/02d_calibration.ipynb #6dd2f4ab
+# %% ../nbs/02d_calibration.ipynb #c254dcb2
 def _direct_paths(cfg, st, K):
     "The estimate dict of a coherent state: each source's strongest component (largest |gam|) is its direct path."
     B, C = st['act'].shape
-    Pd = torch.zeros(B, cfg.K_max, 3, dtype=torch.float64)
+    Pd = torch.zeros(B, cfg.K_max, 3, dtype=torch.float64, device=st['P'].device)
     w = torch.where(st['act'], st['gam'].abs(), -1.0)
+    rows = torch.arange(B, device=Pd.device)
     for k in range(cfg.K_max):
-        Pd[:, k] = st['P'][torch.arange(B), torch.where(st['memb'] == k, w, -2.0).argmax(-1)]
-    mask = source_mask(K, cfg.K_max)
+        wk = torch.where(st['act'] & (st['memb'] == k), w, -2.0)
+        Pd[:, k] = torch.where((wk.amax(-1) > -2)[:, None], st['P'][rows, wk.argmax(-1)], 0.0)   # an empty slot: 0
+    mask = source_mask(K, cfg.K_max).to(Pd.device)
     return dict(from_points(Pd, mask), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #95acf0bb
+# %% ../nbs/02d_calibration.ipynb #08a0436c
 @torch.no_grad()
 def coherent_localize(cfg:Config,            # the configuration (K_min, K_max, mp_scatterers: the most per source)
                       y, H, codes,           # snapshots (B, L, M), the model's channel(s) and reflections (B, L, N)
@@ -720,24 +734,24 @@ def coherent_localize(cfg:Config,            # the configuration (K_min, K_max, 
     """Coded-ML in the coherent multipath model: K as `robust_localize` counts it; then, from the fit of span K
     components (at most the GLRT's), grouped again into exactly K sources, each source grown by its scatterers
     (`coherent_scatterers`); each source's strongest component is its direct path."""
-    y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))
     e, cfgx, nve, _, lead, K = _grouped_fit(cfg, y, H, codes, noise_var, n_comp, alpha, coh_floor, floor)
+    y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))    # robust_localize's count, exactly
     C = e['mask'].shape[1]
     kk = torch.minimum(span * K, e['K']).clamp_min(1)
-    rows = torch.arange(len(K))
+    rows = torch.arange(len(K), device=y.device)
     eo = dict({f: e[f'order_{f}'][rows, kk - 1] for f in ('phi', 'theta', 'r')}, mask=source_mask(kk, C), K=kk)
     s, g = component_amplitudes(cfgx, eo, y, H, codes)
     o, lo = coherent_leaders(s, g, eo['mask'], nve, alpha, coh_floor)
     m = eo['mask'].gather(1, o)
     st = _coherent_state(to_points(eo).gather(1, o[..., None].expand(-1, -1, 3)), s.gather(2, o[:, None].expand_as(s)),
-                         m, _leaders(lo, m, K))
+                         m, _leaders(lo, m, K), cfg.mp_scatterers)
     grid = coded_ml_grid(cfg, *CODED_ML_OSR)
     dic = grid_dictionary(cfg, _grid_on(grid, y.device)[0], H, codes)
     st = coherent_scatterers(cfg, y, H, codes, nve, _padded(st, cfg), dic, grid, cfg.mp_scatterers, cfg.cml_pfa)
     return dict(_direct_paths(cfg, st, K), n_comp=e['K'], n_groups=lead.sum(-1), coh_n=st['act'].sum(-1),
                 **{f'coh_{k}': st[k] for k in ('P', 'gam', 'memb', 'act')})
 
-# %% ../nbs/02d_calibration.ipynb #12864c50
+# %% ../nbs/02d_calibration.ipynb #08a663e8
 @torch.no_grad()
 def coherent_genie(cfg:Config,          # the configuration
                    y, H, codes,         # snapshots, the TRUE channel and reflections (an oracle's model)
@@ -760,13 +774,13 @@ def coherent_genie(cfg:Config,          # the configuration
     s, _ = component_amplitudes(cfgx, e, y, H, codes)
     Cn = e['mask'].shape[1]
     key = torch.where(e['mask'], Cn, 3 * Cn) + torch.arange(Cn)                   # the sources' first, in order
-    for j in range(cfg.K_max):
-        v = (j < K) & taken.gather(1, pick[:, j:j + 1])[:, 0]
+    for j in range(cfg.K_max):                                                        # source j found a component
+        v = (j < K) & e['mask'].gather(1, pick[:, j:j + 1])[:, 0] & (key.gather(1, pick[:, j:j + 1])[:, 0] >= Cn)
         key[v, pick[v, j]] = j
     o = key.argsort(-1)
     m = e['mask'].gather(1, o)
     st = _coherent_state(to_points(e).gather(1, o[..., None].expand(-1, -1, 3)), s.gather(2, o[:, None].expand_as(s)),
-                         m, source_mask(K, C) & m)
+                         m, source_mask(K, C) & m, cfg.mp_scatterers)
     grid = coded_ml_grid(cfg, *CODED_ML_OSR)
     dic = grid_dictionary(cfg, _grid_on(grid, y.device)[0], H, codes)
     st = coherent_scatterers(cfg, y, H, codes, as_tensor(noise_var).double().reshape(-1).expand(len(K)),
@@ -777,11 +791,12 @@ def coherent_genie(cfg:Config,          # the configuration
     mask = source_mask(K, cfg.K_max)
     return dict(from_points(Pk, mask), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #6d1469bd
+# %% ../nbs/02d_calibration.ipynb #3c7ce4e3
 FLOORS = (0.0, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3)  # the model-error floors `tune_floor` tries (shares of the signal power)
 COUNT_FLOOR = 'count_floor'                   # its derived data (root/derived/count_floor/val: chosen on val scenes)
+COUNT_FLOOR_VERSION = 1                       # bump when the counting (`robust_localize`) changes what a floor means
 
-# %% ../nbs/02d_calibration.ipynb #15d7f6af
+# %% ../nbs/02d_calibration.ipynb #fdd994c5
 def tune_floor(cfg:Config,       # the configuration
                batch:dict,       # labelled scenes (a validation split's): y, noise_var, K, phi, theta, r
                H, codes,         # the model's channel(s) and reflections (a calibration's: cal_H[0], cal_response)
@@ -790,7 +805,8 @@ def tune_floor(cfg:Config,       # the configuration
               )->list:           # one row per floor: floor, success, K_acc, K_under, K_over; best first
     """The model-error floor of `robust_localize`'s GLRT that counts best on labelled scenes: success, then K_acc, then
     the smaller floor decide. A threshold chosen on validation scenes, like the hybrid's K_CONF_THRESH."""
-    fl = [float(f) for f in floors]
+    try: fl = [float(f) for f in floors]
+    except (TypeError, ValueError): fl = []
     if not fl or len(set(fl)) != len(fl) or not all(math.isfinite(f) and f >= 0 for f in fl):
         raise ValueError(f"tune_floor: floors must be distinct finite numbers >= 0, got {floors!r}")
     rows = []
@@ -799,48 +815,61 @@ def tune_floor(cfg:Config,       # the configuration
         rows.append(dict(floor=f, **{k: m[k] for k in ('success', 'K_acc', 'K_under', 'K_over')}))
     return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['floor']))
 
-# %% ../nbs/02d_calibration.ipynb #f550c70b
+# %% ../nbs/02d_calibration.ipynb #60655fe7
+def _cal_id(cal):
+    "What a counting floor was chosen for: the calibration's settings and a fingerprint of its channel and table."
+    h = hashlib.sha256(cal['H'].numpy().tobytes() + cal['table'].numpy().tobytes()).hexdigest()[:16]
+    return dict(cal['settings'], fingerprint=h)
+
+# %% ../nbs/02d_calibration.ipynb #828c520c
 def cache_count_floor(root,                # the dataset folder (a calibrated fixed deployment)
                       n:int=300,           # validation scenes: the first n of the val split (at most all)
                       floors=FLOORS,       # the floors to try
                       overwrite:bool=False,# choose again even if a choice for this calibration and n is stored
-                     )->dict:              # floor (the chosen), table (`tune_floor`'s rows), n, calibration
-    """Choose the calibrated model's model-error floor on the dataset's validation split (`tune_floor` with its stored
-    calibration) and store the choice as derived data, tied to the manifest and to the calibration's settings."""
+                     )->dict:              # floor (the chosen), table (`tune_floor`'s rows), settings
+    """Choose the calibrated model's model-error floor on the dataset's validation split (`tune_floor` through the
+    calibrated row's own inputs, `add_calibration`) and store the choice as derived data, tied to the manifest, to
+    the calibration (its settings and a fingerprint of its arrays) and to the counting's version."""
     root = Path(root)
-    cal = read_calibration(root)
     with hold_dataset(root, 'choosing its model-error floor') as mhash:
+        cal = read_calibration(root)
         ds = ShardDataset(root, 'val', with_rsamp=False)
-        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
-            raise ValueError(f"cache_count_floor: n must be a number of val scenes >= 1, got {n!r}")
+        if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1) or not len(ds):
+            raise ValueError(f"cache_count_floor: {root}: n must be a number of val scenes >= 1 (the val split has "
+                             f"{len(ds)}), got {n!r}")
         n = min(int(n), len(ds))
-        want = dict(n=n, floors=[float(f) for f in floors], calibration=cal['settings'])
+        want = dict(n=n, floors=[float(f) for f in floors], calibration=_cal_id(cal), version=COUNT_FLOOR_VERSION)
         if not overwrite:
             try: return read_count_floor(root, want)
             except DataError: pass
         b = add_calibration(ds.cfg, ds.__getitems__(list(range(n))), cal)
-        rows = tune_floor(ds.cfg, b, cal['H'].to(torch.complex128), b['cal_response'].to(torch.complex128), floors)
+        rows = tune_floor(ds.cfg, b, b['cal_H'][0], b['cal_response'], floors)
         meta = dict(name=COUNT_FLOOR, split='val', manifest=mhash, fields=[], settings=want, floor=rows[0]['floor'],
                     table=rows)
         _write_derived_folder(derived_dir(root, COUNT_FLOOR, 'val'), {}, meta)
     return read_count_floor(root, want)
 
-# %% ../nbs/02d_calibration.ipynb #3a0b08e3
+# %% ../nbs/02d_calibration.ipynb #ce3ea333
 def read_count_floor(root,                # the dataset folder
                      settings:dict=None,  # if given, what it must have been chosen with (n, floors, calibration)
                     )->dict:              # floor, table, settings
-    """A dataset's stored choice of the model-error floor, checked against its manifest and its calibration (a
-    DataError if it is missing, of another version of the dataset, or of another calibration or settings)."""
+    """A dataset's stored choice of the model-error floor, checked against its manifest, its calibration and the
+    counting's version (a DataError naming the folder and the field if it is missing or stale)."""
     root = Path(root)
     d = derived_dir(root, COUNT_FLOOR, 'val')
-    cal = read_calibration(root)
     with hold_dataset(root, 'reading its model-error floor') as now:
+        cal = read_calibration(root)
         meta = read_json(d / 'meta.json', 'model-error floor', DataError,
                          f"{d}: no model-error floor (choose it with cache_count_floor('{root}'))")
         got = meta.get('settings') or {}
-        if meta.get('manifest') != now or got.get('calibration') != cal['settings']:
-            raise DataError(f"{d}: the floor was chosen for another version of the dataset or another calibration; "
-                            "choose it again (cache_count_floor overwrite=True)")
+        for field, was, want in (('manifest', meta.get('manifest'), now),
+                                 ('calibration', got.get('calibration'), _cal_id(cal)),
+                                 ('version', got.get('version'), COUNT_FLOOR_VERSION)):
+            if was != want:
+                raise DataError(f"{d}: the floor was chosen for another {field} ({was!r}, now {want!r}); choose it "
+                                "again (cache_count_floor overwrite=True)")
+        if not (isinstance(meta.get('floor'), numbers.Real) and isinstance(meta.get('table'), list)):
+            raise DataError(f"{d}: meta.json has no floor / table; choose it again (cache_count_floor overwrite=True)")
         if settings is not None and got != json.loads(json.dumps(settings)):
             raise DataError(f"{d}: the floor was chosen with {got}, not {settings}")
     return dict(floor=float(meta['floor']), table=meta['table'], settings=got)
