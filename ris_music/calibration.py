@@ -435,7 +435,7 @@ def _pick(cfg, P, power, sel, K):
     mask = source_mask(K, Km)
     return dict(from_points(out[:, :Km], mask, power=pw[:, :Km]), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #1693d53c
+# %% ../nbs/02d_calibration.ipynb #a1252e46
 def _leaders(lead, m, K):
     "Exactly K (B,) leaders among fitted components m (B, C), in order: the first K leaders, then the strongest others."
     first = lead & (lead.long().cumsum(-1) <= K[:, None])
@@ -443,7 +443,7 @@ def _leaders(lead, m, K):
     rest = ~first & m
     return first | (rest & (rest.long().cumsum(-1) <= need))
 
-# %% ../nbs/02d_calibration.ipynb #8ed6fb52
+# %% ../nbs/02d_calibration.ipynb #78fa293d
 def _grouped_fit(cfg, y, H, codes, noise_var, n_comp, alpha, coh_floor, floor):
     """coded-ML's fit of up to n_comp components (noise sigma^2 + floor x signal) and its grouping: the fit, its config,
     the noise of the thresholds (B,), the components' order and leaders (`coherent_leaders`), and K (B,)."""
@@ -499,7 +499,7 @@ def genie_localize(cfg:Config,          # the configuration
     mask = source_mask(K, cfg.K_max)
     return dict(from_points(Pk, mask), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #48ba73bf
+# %% ../nbs/02d_calibration.ipynb #cc40c320
 def signature_manifold(cfg:Config,  # the configuration
                        P,           # component positions (B, C, 3) in (phi, theta, 1/r), float64
                        gam,         # their complex gains (B, C): 1 for a direct path, 0 for an unused component
@@ -518,7 +518,7 @@ def signature_manifold(cfg:Config,  # the configuration
     HT = H.mT if H.dim() == 2 else H.mT[:, None]
     return ((codes[:, :, None, :] * sig[:, None]) @ HT).transpose(-1, -2), sig.abs().amax(-1) == 0
 
-# %% ../nbs/02d_calibration.ipynb #a32226ed
+# %% ../nbs/02d_calibration.ipynb #194825a8
 def coherent_fit(cfg:Config,  # the configuration
                  P, gam, memb, S:int,  # the components, their gains and source slots, the slots (signature_manifold)
                  y,           # snapshots (B, L, M), complex128
@@ -551,7 +551,7 @@ def coherent_fit(cfg:Config,  # the configuration
     Jac = -(PD + (ZG[..., None] * g[:, :, None]).reshape(B, L, M, 5 * C))
     return r, J, s, Jac.reshape(B, L * M, 5 * C)
 
-# %% ../nbs/02d_calibration.ipynb #acbfd516
+# %% ../nbs/02d_calibration.ipynb #5e4adc40
 def coherent_refine(cfg:Config,  # the configuration (the search box)
                     P, gam, memb, S:int,  # the starting components, gains, source slots, slots
                     y, H, codes,  # snapshots (B, L, M), channel(s), reflections (complex128)
@@ -580,8 +580,9 @@ def coherent_refine(cfg:Config,  # the configuration (the search box)
         rc, Jc, sc, Jacc = coherent_fit(cfg, *unx(xc), memb, S, y, H, codes)
         ok = Jc < J
         gain = J - Jc
-        x, s, r = torch.where(ok[:, None], xc, x), torch.where(ok[:, None, None], sc, s), torch.where(ok[:, None, None], rc, r)
-        Jac, J = torch.where(ok[:, None, None], Jacc, Jac), torch.where(ok, Jc, J)
+        k3 = ok[:, None, None]
+        x, s, r, Jac, J = torch.where(ok[:, None], xc, x), torch.where(k3, sc, s), torch.where(k3, rc, r), \
+            torch.where(k3, Jacc, Jac), torch.where(ok, Jc, J)
         mu = torch.where(ok, mu * 0.2, mu * 8).clamp(1e-9, 1e8)
         done = (ok & (gain < tol * J)) | (mu >= 1e8)
         if bool(done.any()):                                                           # write back, keep the rest
@@ -594,7 +595,7 @@ def coherent_refine(cfg:Config,  # the configuration (the search box)
     P, gam = unx(x_out)
     return P.contiguous(), gam, J_out, s_out
 
-# %% ../nbs/02d_calibration.ipynb #9271da4f
+# %% ../nbs/02d_calibration.ipynb #2f8738dc
 def _scatterer_stats(dic, r, s):
     """Per source k and grid point g, the numerator sum_l s_kl^* z_l(g)^H r_l and the denominator sum_l |s_kl|^2
     ||z_l(g)||^2 (B, S, G) of a scatterer's gain |num|^2 / den and of its least-squares amplitude num / den."""
@@ -604,7 +605,7 @@ def _scatterer_stats(dic, r, s):
     den = torch.einsum('blk,blg->bkg', (sc.real ** 2 + sc.imag ** 2), dic.nrm).clamp_min(1e-30)
     return num, den
 
-# %% ../nbs/02d_calibration.ipynb #ea6f7958
+# %% ../nbs/02d_calibration.ipynb #dc82e0ae
 def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source slots)
                         y, H, codes,    # snapshots, channel(s), reflections (complex128)
                         nv,             # (B,) the noise variance of the thresholds (plus any model-error floor)
@@ -633,7 +634,7 @@ def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source s
         P, gam, memb, act, lead = (st[k][ia] for k in ('P', 'gam', 'memb', 'act', 'lead'))
         r, _, s, _ = coherent_fit(cfg, P, gam, memb, S, ya, Ha, ca, deriv=False)
         Z, empty = signature_manifold(cfg, P, gam, memb, S, Ha, ca)
-        Gi = _chol_inv(Z.mH @ Z + torch.diag_embed(empty.to(Z.dtype))[:, None])
+        Gi = _chol_inv(Z.mH @ Z + torch.diag_embed(empty.to(Z.dtype))[:, None])          # as coherent_fit's
         A, _ = matched_filter(dic[ia], None, ya, Z, s, Gi)                             # (b, G) the residual's peaks
         num, den = _scatterer_stats(dic[ia], r, s)                                     # (b, S, G)
         per = torch.zeros(b, S, dtype=torch.long, device=y.device).scatter_add_(1, memb, act.long())
@@ -643,13 +644,12 @@ def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source s
         valid = ok_k.repeat(1, 2)
         rows = torch.arange(b, device=y.device)[:, None]
         g0 = (num[rows, kq, q] / den[rows, kq, q]).to(torch.complex128)                 # its least-squares gain
-        Nc, slot = 2 * S, act.sum(-1)
-        rep = lambda x: x.repeat_interleave(Nc, 0)
+        Nc, slot, rep = 2 * S, act.sum(-1), lambda x: x.repeat_interleave(2 * S, 0)
         Pc, gc, mc, ac = rep(P), rep(gam), rep(memb), rep(act)
         f, sl = torch.arange(b * Nc, device=y.device), rep(slot)
         Pc[f, sl], gc[f, sl], mc[f, sl], ac[f, sl] = pts[q.reshape(-1)], g0.reshape(-1), kq.reshape(-1), True
         iv = valid.reshape(-1).nonzero()[:, 0]
-        sc_ = iv // Nc
+        sc_ = iv // Nc                                                                 # each candidate's scene
         Jn = torch.full((b * Nc,), math.inf, dtype=torch.float64, device=y.device)
         if len(iv):
             Pc[iv], gc[iv], Jn[iv], _ = coherent_refine(cfg, Pc[iv], gc[iv], mc[iv], S, ya[sc_], _at(Ha, sc_), ca[sc_],
@@ -664,10 +664,10 @@ def coherent_scatterers(cfg:Config,     # the configuration (K_max: the source s
                                         ac[pick] & ~lead[ib], iters)
         jb = ia[ib]
         st['P'][jb], st['gam'][jb], st['memb'][jb], st['act'][jb], st['J'][jb] = Pf, gf, mc[pick], ac[pick], Jf
-        live = live & (st['act'].sum(-1) < C)
+        live &= st['act'].sum(-1) < C
     return st
 
-# %% ../nbs/02d_calibration.ipynb #02ba7176
+# %% ../nbs/02d_calibration.ipynb #8c51898a
 def _coherent_state(P, s, mask, lead, n_scat:int):
     """The coherent model's starting state from a component fit (P (B, C, 3), amplitudes s (B, L, C), fitted mask,
     leaders (B, C)): every leader a source slot (in order), every other fitted component a scatterer of the leader
@@ -687,7 +687,8 @@ def _coherent_state(P, s, mask, lead, n_scat:int):
     w = torch.where(mem, gam.abs(), -1.0)
     idx = torch.arange(C, device=s.device)
     same = (memb[:, :, None] == memb[:, None, :]) & mem[:, None, :]                    # (B, C, C) j of i's source
-    ahead = (w[:, None, :] > w[:, :, None]) | ((w[:, None, :] == w[:, :, None]) & (idx[None, None] < idx[None, :, None]))
+    wj, wi = w[:, None, :], w[:, :, None]
+    ahead = (wj > wi) | ((wj == wi) & (idx[None, None] < idx[None, :, None]))                # j ranks before i
     use = lead | (mem & ((same & ahead).sum(-1) < n_scat))                            # the n_scat strongest each
     o = (~use).long().argsort(dim=-1, stable=True)                                     # the components in use first
     g1 = lambda x: x.gather(1, o)
@@ -697,17 +698,17 @@ def _coherent_state(P, s, mask, lead, n_scat:int):
     P = torch.where(use[..., None], P, P[:, :1])                                       # unused: a finite position
     return dict(P=P.double(), gam=gam, memb=torch.where(use, memb, 0), act=use, lead=lead)
 
-# %% ../nbs/02d_calibration.ipynb #4f4ff3b5
+# %% ../nbs/02d_calibration.ipynb #0a174423
 def _padded(st, cfg):
     "A coherent state with room for every source's scatterers: K_max (1 + P) components (unused ones appended)."
     B, C = st['act'].shape
     n = cfg.K_max * (1 + cfg.mp_scatterers) - C
     if n <= 0: return st
     pad = lambda x, v: torch.cat([x, torch.full((B, n, *x.shape[2:]), v, dtype=x.dtype, device=x.device)], 1)
-    return dict(P=torch.cat([st['P'], st['P'][:, :1].expand(B, n, 3)], 1), gam=pad(st['gam'], 0), memb=pad(st['memb'], 0),
-                act=pad(st['act'], False), lead=pad(st['lead'], False))
+    return dict(P=torch.cat([st['P'], st['P'][:, :1].expand(B, n, 3)], 1), gam=pad(st['gam'], 0),
+                memb=pad(st['memb'], 0), act=pad(st['act'], False), lead=pad(st['lead'], False))
 
-# %% ../nbs/02d_calibration.ipynb #c254dcb2
+# %% ../nbs/02d_calibration.ipynb #1b6cc9e5
 def _direct_paths(cfg, st, K):
     "The estimate dict of a coherent state: each source's strongest component (largest |gam|) is its direct path."
     B, C = st['act'].shape
@@ -720,7 +721,7 @@ def _direct_paths(cfg, st, K):
     mask = source_mask(K, cfg.K_max).to(Pd.device)
     return dict(from_points(Pd, mask), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #08a0436c
+# %% ../nbs/02d_calibration.ipynb #dfb3fecf
 @torch.no_grad()
 def coherent_localize(cfg:Config,            # the configuration (K_min, K_max, mp_scatterers: the most per source)
                       y, H, codes,           # snapshots (B, L, M), the model's channel(s) and reflections (B, L, N)
@@ -751,7 +752,7 @@ def coherent_localize(cfg:Config,            # the configuration (K_min, K_max, 
     return dict(_direct_paths(cfg, st, K), n_comp=e['K'], n_groups=lead.sum(-1), coh_n=st['act'].sum(-1),
                 **{f'coh_{k}': st[k] for k in ('P', 'gam', 'memb', 'act')})
 
-# %% ../nbs/02d_calibration.ipynb #08a663e8
+# %% ../nbs/02d_calibration.ipynb #d6abc969
 @torch.no_grad()
 def coherent_genie(cfg:Config,          # the configuration
                    y, H, codes,         # snapshots, the TRUE channel and reflections (an oracle's model)
@@ -791,12 +792,12 @@ def coherent_genie(cfg:Config,          # the configuration
     mask = source_mask(K, cfg.K_max)
     return dict(from_points(Pk, mask), mask=mask, K=K)
 
-# %% ../nbs/02d_calibration.ipynb #3c7ce4e3
+# %% ../nbs/02d_calibration.ipynb #5ccc930f
 FLOORS = (0.0, 1e-4, 3e-4, 1e-3, 2e-3, 5e-3)  # the model-error floors `tune_floor` tries (shares of the signal power)
 COUNT_FLOOR = 'count_floor'                   # its derived data (root/derived/count_floor/val: chosen on val scenes)
 COUNT_FLOOR_VERSION = 1                       # bump when the counting (`robust_localize`) changes what a floor means
 
-# %% ../nbs/02d_calibration.ipynb #fdd994c5
+# %% ../nbs/02d_calibration.ipynb #be485e60
 def tune_floor(cfg:Config,       # the configuration
                batch:dict,       # labelled scenes (a validation split's): y, noise_var, K, phi, theta, r
                H, codes,         # the model's channel(s) and reflections (a calibration's: cal_H[0], cal_response)
@@ -815,13 +816,13 @@ def tune_floor(cfg:Config,       # the configuration
         rows.append(dict(floor=f, **{k: m[k] for k in ('success', 'K_acc', 'K_under', 'K_over')}))
     return sorted(rows, key=lambda r: (-r['success'], -r['K_acc'], r['floor']))
 
-# %% ../nbs/02d_calibration.ipynb #60655fe7
+# %% ../nbs/02d_calibration.ipynb #5aa9db17
 def _cal_id(cal):
     "What a counting floor was chosen for: the calibration's settings and a fingerprint of its channel and table."
     h = hashlib.sha256(cal['H'].numpy().tobytes() + cal['table'].numpy().tobytes()).hexdigest()[:16]
     return dict(cal['settings'], fingerprint=h)
 
-# %% ../nbs/02d_calibration.ipynb #828c520c
+# %% ../nbs/02d_calibration.ipynb #6d23e516
 def cache_count_floor(root,                # the dataset folder (a calibrated fixed deployment)
                       n:int=300,           # validation scenes: the first n of the val split (at most all)
                       floors=FLOORS,       # the floors to try
@@ -849,7 +850,7 @@ def cache_count_floor(root,                # the dataset folder (a calibrated fi
         _write_derived_folder(derived_dir(root, COUNT_FLOOR, 'val'), {}, meta)
     return read_count_floor(root, want)
 
-# %% ../nbs/02d_calibration.ipynb #ce3ea333
+# %% ../nbs/02d_calibration.ipynb #63bfa9a7
 def read_count_floor(root,                # the dataset folder
                      settings:dict=None,  # if given, what it must have been chosen with (n, floors, calibration)
                     )->dict:              # floor, table, settings

@@ -144,9 +144,11 @@ def _truth_state(cfg, b):
     T = to_points(b).double()
     S = torch.stack([b['scat_phi'], b['scat_theta'], 1 / b['scat_r'].clamp_min(1e-3)], -1).double()
     on = source_mask(b['K'], Km)
-    act = (on[..., None] & torch.cat([torch.ones(B, Km, 1, dtype=torch.bool), b['scat_gain'].abs() > 0], 2)).reshape(B, -1)
+    act = on[..., None] & torch.cat([torch.ones(B, Km, 1, dtype=torch.bool), b['scat_gain'].abs() > 0], 2)
+    act = act.reshape(B, -1)
     P = torch.where(act[..., None], torch.cat([T[:, :, None], S], 2).reshape(B, -1, 3), T[:, :1])
-    gam = torch.cat([torch.ones(B, Km, 1, dtype=torch.complex128), b['scat_gain'].to(torch.complex128)], 2).reshape(B, -1)
+    gam = torch.cat([torch.ones(B, Km, 1, dtype=torch.complex128), b['scat_gain'].to(torch.complex128)], 2)
+    gam = gam.reshape(B, -1)
     lead = torch.cat([on[..., None], torch.zeros(B, Km, Pm, dtype=torch.bool)], 2).reshape(B, -1)
     memb = torch.arange(Km)[None, :, None].expand(B, Km, 1 + Pm).reshape(B, -1)
     return dict(P=P, gam=torch.where(act, gam, 0), memb=memb, act=act, lead=lead)
@@ -244,6 +246,7 @@ def test_count_floor_is_chosen_on_val_and_stored(real, tmp_path):
                            floor=0.05)
     torch.testing.assert_close(est['coded_ml_calibrated']['phi'], want['phi'].cpu().float())
     assert torch.equal(est['coded_ml_calibrated']['K'], want['K'])
-    with pytest.raises(ValueError, match='distinct'): tune_floor(ShardDataset(c, 'val').cfg, {}, None, None, (1e-3, 1e-3))
+    with pytest.raises(ValueError, match='distinct'):
+        tune_floor(ShardDataset(c, 'val').cfg, {}, None, None, (1e-3, 1e-3))
     cache_calibration(c, n=20, rounds=1, iters=3)                       # another calibration: the floor is stale
     with pytest.raises(DataError, match='another calibration'): read_count_floor(c)
