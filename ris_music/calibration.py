@@ -13,7 +13,8 @@ from .core import Config, steering, as_tensor, to_points, from_points, source_ma
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
 from .data import _write_derived_folder
 from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
-from .coded_ml import _lm_step, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR, grid_dictionary
+from .coded_ml import _lm_step, _lm_loop, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR
+from .coded_ml import grid_dictionary
 from .metrics import metrics
 import hashlib
 
@@ -570,28 +571,8 @@ def coherent_refine(cfg:Config,  # the configuration (the search box)
     HI = torch.cat([hi.expand(B, C, 3), torch.where(free[..., None], inf, gri)], -1).reshape(B, -1)
     unx = lambda x: (x.view(-1, C, 5)[..., :3], torch.complex(x.view(-1, C, 5)[..., 3], x.view(-1, C, 5)[..., 4]))
     x = torch.cat([P, gri], -1).reshape(B, -1)
-    r, J, s, Jac = coherent_fit(cfg, P, gam, memb, S, y, H, codes)
-    x_out, J_out, s_out = x.clone(), J.clone(), s.clone()
-    mu = torch.full((B,), mu0, dtype=torch.float64, device=P.device)
-    ia = torch.arange(B, device=P.device)
-    for _ in range(iters):
-        step = _lm_step(Jac, r, mu, x, LO, HI)
-        xc = torch.minimum(torch.maximum(x + step, LO), HI)
-        rc, Jc, sc, Jacc = coherent_fit(cfg, *unx(xc), memb, S, y, H, codes)
-        ok = Jc < J
-        gain = J - Jc
-        k3 = ok[:, None, None]
-        x, s, r, Jac, J = torch.where(ok[:, None], xc, x), torch.where(k3, sc, s), torch.where(k3, rc, r), \
-            torch.where(k3, Jacc, Jac), torch.where(ok, Jc, J)
-        mu = torch.where(ok, mu * 0.2, mu * 8).clamp(1e-9, 1e8)
-        done = (ok & (gain < tol * J)) | (mu >= 1e8)
-        if bool(done.any()):                                                           # write back, keep the rest
-            x_out[ia], J_out[ia], s_out[ia] = x, J, s
-            keep = ~done
-            ia, x, J, s, r, Jac, mu = ia[keep], x[keep], J[keep], s[keep], r[keep], Jac[keep], mu[keep]
-            memb, LO, HI, y, H, codes = memb[keep], LO[keep], HI[keep], y[keep], _at(H, keep), codes[keep]
-            if ia.numel() == 0: break
-    x_out[ia], J_out[ia], s_out[ia] = x, J, s
+    fit = lambda x, memb, y, H, codes: coherent_fit(cfg, *unx(x), memb, S, y, H, codes)
+    x_out, J_out, s_out = _lm_loop(fit, x, LO, HI, (memb, y, H, codes), iters, mu0, tol)
     P, gam = unx(x_out)
     return P.contiguous(), gam, J_out, s_out
 

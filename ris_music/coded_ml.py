@@ -228,6 +228,43 @@ def _lm_step(Jac, r, mu, x, lo, hi):
         step = -torch.linalg.solve(Af, g * free) * free
     return step
 
+# %% ../nbs/02c_coded_ml.ipynb #0a8e6dbf
+def _lm_loop(fit,         # fit(x, *args) -> r (b, ...), J (b,), s, Jac (b, n_res, P) at parameters x (b, P)
+             x, lo, hi,   # the start (B, P) and its bounds (P,) or (B, P)
+             args,        # per-scene inputs of fit (first dim B; a fixed channel (M, N) is kept whole by `_at`)
+             iters, mu0, tol):
+    """Projected Levenberg-Marquardt, one damping per scene: a scene stops once an accepted step gains less than tol J
+    (or its damping saturates) and leaves the batch; returns x, J, s of every scene."""
+    B = len(x)
+    r, J, s, Jac = fit(x, *args)
+    x_out, J_out, s_out = x.clone(), J.clone(), s.clone()
+    mu = torch.full((B,), mu0, dtype=torch.float64, device=x.device)
+    ia = torch.arange(B, device=x.device)                                              # scenes not yet converged
+    per = lo.dim() == 2                                                                # per-scene bounds
+    for _ in range(iters):
+        step = _lm_step(Jac, r, mu, x, lo, hi)
+        xc = torch.minimum(torch.maximum(x + step, lo), hi)
+        rc, Jc, sc, Jacc = fit(xc, *args)
+        ok = Jc < J
+        gain = J - Jc
+        x = torch.where(ok[:, None], xc, x)
+        s = torch.where(ok.view(-1, *[1] * (s.dim() - 1)), sc, s)
+        r = torch.where(ok.view(-1, *[1] * (r.dim() - 1)), rc, r)
+        Jac = torch.where(ok[:, None, None], Jacc, Jac)
+        J = torch.where(ok, Jc, J)
+        mu = torch.where(ok, mu * 0.2, mu * 8).clamp(1e-9, 1e8)
+        done = (ok & (gain < tol * J)) | (mu >= 1e8)
+        if bool(done.any()):                                                           # write back, keep the rest
+            x_out[ia], J_out[ia], s_out[ia] = x, J, s
+            keep = ~done
+            ia, x, J, s, r, Jac, mu = ia[keep], x[keep], J[keep], s[keep], r[keep], Jac[keep], mu[keep]
+            args = tuple(_at(v, keep) if v.dim() == 2 and v.is_complex() else v[keep] for v in args)
+            if per: lo, hi = lo[keep], hi[keep]
+            if ia.numel() == 0:
+                break
+    x_out[ia], J_out[ia], s_out[ia] = x, J, s
+    return x_out, J_out, s_out
+
 # %% ../nbs/02c_coded_ml.ipynb #59d36536
 def vp_refine(cfg:Config,  # the configuration (the search box)
               p,           # starting positions (B, K, 3) in (phi, theta, 1/r), float64
@@ -242,32 +279,9 @@ def vp_refine(cfg:Config,  # the configuration (the search box)
     B, K, _ = p.shape
     lo, hi = search_box(cfg, device=p.device)
     lo_f, hi_f = lo.repeat(K), hi.repeat(K)
-    r, J, s, Jac = vp_fit(cfg, p, y, H, codes)
-    p_out, J_out, s_out = p.clone(), J.clone(), s.clone()
-    mu = torch.full((B,), mu0, dtype=torch.float64, device=p.device)
-    ia = torch.arange(B, device=p.device)                                              # scenes not yet converged
-    for _ in range(iters):
-        step = _lm_step(Jac, r, mu, p.reshape(-1, 3 * K), lo_f, hi_f)
-        pc = clamp_box(p + step.view(-1, K, 3), lo, hi)
-        rc, Jc, sc, Jacc = vp_fit(cfg, pc, y, H, codes)
-        ok = Jc < J
-        gain = J - Jc
-        p = torch.where(ok[:, None, None], pc, p)
-        s = torch.where(ok[:, None, None], sc, s)
-        r = torch.where(ok[:, None, None], rc, r)
-        Jac = torch.where(ok[:, None, None], Jacc, Jac)
-        J = torch.where(ok, Jc, J)
-        mu = torch.where(ok, mu * 0.2, mu * 8).clamp(1e-9, 1e8)
-        done = (ok & (gain < tol * J)) | (mu >= 1e8)
-        if bool(done.any()):                                                           # write back, keep the rest
-            p_out[ia], J_out[ia], s_out[ia] = p, J, s
-            keep = ~done
-            ia, p, J, s, r, Jac, mu = ia[keep], p[keep], J[keep], s[keep], r[keep], Jac[keep], mu[keep]
-            y, H, codes = y[keep], _at(H, keep), codes[keep]
-            if ia.numel() == 0:
-                break
-    p_out[ia], J_out[ia], s_out[ia] = p, J, s
-    return p_out, J_out, s_out
+    fit = lambda x, y, H, codes: vp_fit(cfg, x.view(-1, K, 3), y, H, codes)
+    x, J, s = _lm_loop(fit, p.reshape(B, 3 * K), lo_f, hi_f, (y, H, codes), iters, mu0, tol)
+    return x.view(B, K, 3), J, s
 
 # %% ../nbs/02c_coded_ml.ipynb #5ac77682
 def _projector_parts(cfg, p, y, H, codes):
