@@ -4,27 +4,29 @@
 
 # %% ../nbs/02d_calibration.ipynb #bb323dc2
 from __future__ import annotations
-import math, json, numbers
+import math, json, numbers, time
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, as_tensor, to_points, from_points, source_mask, search_box, read_json
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
-from .data import _write_derived_folder
+from .data import _write_derived_folder, write_derived, has_derived
 from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
 from .coded_ml import _lm_step, _lm_loop, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR
-from .coded_ml import grid_dictionary
+from .coded_ml import grid_dictionary, n_cells_default
 from .metrics import metrics
 import hashlib
 
 # %% auto #0
-__all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'COUNT_FLOOR_VERSION', 'code_levels', 'code_basis',
-           'element_responses', 'used_states', 'nominal_table', 'fit_responses', 'manifold_error', 'n_components',
-           'nuisance_components', 'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration',
-           'add_calibration', 'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize',
-           'signature_manifold', 'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize',
-           'coherent_genie', 'tune_floor', 'cache_count_floor', 'read_count_floor']
+__all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'COUNT_FLOOR_VERSION', 'COMPONENT_FIT',
+           'COMPONENT_FIT_VERSION', 'COMPONENT_FIELDS', 'RULE_FIELDS', 'code_levels', 'code_basis', 'element_responses',
+           'used_states', 'nominal_table', 'fit_responses', 'manifold_error', 'n_components', 'nuisance_components',
+           'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration', 'add_calibration',
+           'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize', 'signature_manifold',
+           'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize', 'coherent_genie',
+           'tune_floor', 'cache_count_floor', 'read_count_floor', 'component_fit', 'kept_sources', 'hybrid_inputs',
+           'cache_component_fit', 'with_component_fit', 'coherent_refit']
 
 # %% ../nbs/02d_calibration.ipynb #e156d792
 def code_levels(cfg:Config)->int:
@@ -855,3 +857,146 @@ def read_count_floor(root,                # the dataset folder
         if settings is not None and got != json.loads(json.dumps(settings)):
             raise DataError(f"{d}: the floor was chosen with {got}, not {settings}")
     return dict(floor=float(meta['floor']), table=meta['table'], settings=got)
+
+# %% ../nbs/02d_calibration.ipynb #464fc3a1
+COMPONENT_FIT = 'cal_fit'      # derived data of the hybrid's candidates (root/derived/cal_fit/<split>); fields cal_fit_*
+COMPONENT_FIT_VERSION = 1      # bump when `component_fit` changes what it computes
+COMPONENT_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'margin', 'lead', 'kept', 'coh', 'K', 'resid')
+RULE_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K')  # the rule's sources (`robust_localize`), stored as cal_fit_rule_*
+
+# %% ../nbs/02d_calibration.ipynb #f34af2c8
+@torch.no_grad()
+def component_fit(cfg:Config,            # the configuration (K_min, K_max, mp_scatterers: the components)
+                  y, H, codes,           # snapshots (B, L, M), the calibrated channel(s), reflections (B, L, N)
+                  noise_var=1.0,         # noise variance (float or (B,))
+                  floor:float=0.0,       # the counting's model-error floor (`cache_count_floor`)
+                  alpha:float=0.01,      # `coherent_leaders`' false-alarm rate
+                  coh_floor:float=0.3,   # `coherent_leaders`' allowed residual share
+                 )->dict:                # (B, C) fields in decreasing power, coh (B, C, C), K and resid (B,)
+    """`robust_localize`'s over-complete fit, component by component, as the learned hybrid's candidates: position,
+    power, `margin` (log of the cost its removal adds, over the GLRT threshold), `lead` (a group's strongest),
+    `kept` (one of the rule's K sources), `coh` (|<s_i, s_j>|^2 / |s_i|^2 |s_j|^2 of their amplitude streams, 1 when
+    one re-radiates the other), the rule's K and `resid` (the scene's residual over the noise's, L (M - C) sigma^2: 1 when the model is exact)."""
+    e, cfgx, nve, order, lead, K = _grouped_fit(cfg, y, H, codes, noise_var, None, alpha, coh_floor, floor)
+    s, g = component_amplitudes(cfgx, e, y, H, codes)
+    B, L, C = s.shape
+    s, g = (x.gather(2, order[:, None].expand(B, L, C)) for x in (s, g))
+    m = e['mask'].gather(1, order)
+    n2 = (s.abs() ** 2).sum(1).clamp_min(1e-300)
+    both = m[:, :, None] & m[:, None, :]
+    coh = torch.where(both, (s.mH @ s).abs() ** 2 / (n2[:, :, None] * n2[:, None, :]), 0.0)
+    drop = ((s.abs() ** 2) / g.clamp_min(1e-12)).sum(1) / nve[:, None]         # J without j, minus J: / sigma^2
+    eta = glrt_threshold(L, n_cells_default(cfgx), cfg.cml_pfa)
+    margin = torch.where(m, torch.log(drop.clamp_min(1e-3) / eta).clamp(-8, 8), 0.0)
+    J = e['J'].double().gather(1, e['K'].long()[:, None])[:, 0]
+    nv = as_tensor(noise_var).double().reshape(-1).expand(B)
+    dof = L * (y.shape[-1] - e['K'].double()).clamp_min(1)                     # the residual's complex dimensions
+    pts = from_points(to_points(e).gather(1, order[..., None].expand(-1, -1, 3)), m,
+                      power=e['power'].double().gather(1, order))
+    return dict(pts, mask=m, margin=margin.float(), lead=lead, kept=_leaders(lead, m, K), coh=coh.float(), K=K,
+                resid=(J / (dof * nv)).float())
+
+# %% ../nbs/02d_calibration.ipynb #2b2feb8b
+def kept_sources(cfg:Config,  # the configuration (K_max: the source slots)
+                 fit:dict,    # `component_fit`'s fields (or a batch's cal_fit_* without the prefix)
+                 sel=None,    # the components (B, C) to keep (default: the rule's, `kept`), in the fit's order
+                 K=None,      # how many (B,) (default: sel's count)
+                )->dict:      # estimate dict (B, K_max): phi, theta, r, power, mask, K
+    "The estimate dict of the selected components (by default `robust_localize`'s sources: the rule's K leaders)."
+    sel = (fit['kept'] if sel is None else sel).bool()
+    K = sel.sum(-1) if K is None else K
+    P = torch.stack([fit['phi'], fit['theta'], 1 / fit['r'].clamp_min(1e-3)], -1).double()
+    out = _pick(cfg, P.cpu(), fit['power'].double().cpu(), sel.cpu(), K.long().cpu())
+    return {k: v.to(fit['phi'].device) for k, v in out.items()}
+
+# %% ../nbs/02d_calibration.ipynb #e3dbb3d3
+@torch.no_grad()
+def hybrid_inputs(cfg:Config,            # the configuration
+                  y, H, codes,           # snapshots (B, L, M), the calibrated channel, reflections (B, L, N)
+                  noise_var=1.0,         # noise variance (float or (B,))
+                  count_floor:float=0.0, # the rule's model-error floor (chosen on validation, `cache_count_floor`)
+                  floor:float=0.0,       # the candidates' floor (0: the most complete fit)
+                 )->dict:                # `component_fit`'s fields, and rule_* (B, K_max): the rule's sources
+    """What the learned hybrid reads of a calibrated scene: the candidates (`component_fit` at `floor`) and the rule
+    it falls back to, `robust_localize` at the floor chosen on validation (`coded_ml_calibrated`'s estimate)."""
+    out = component_fit(cfg, y, H, codes, noise_var, floor)
+    rule = robust_localize(cfg, y, H, codes, noise_var, floor=count_floor) if count_floor != floor else \
+        kept_sources(cfg, out)
+    return dict(out, **{f'rule_{k}': rule[k] for k in RULE_FIELDS})
+
+# %% ../nbs/02d_calibration.ipynb #a5e65258
+def cache_component_fit(root,                              # the dataset folder (a calibrated fixed deployment)
+                        splits:list=('train', 'val'),       # the splits to fit
+                        chunk:int=256,                      # scenes per fit
+                        overwrite:bool=False,               # fit again even if stored for this calibration and floor
+                        progress:bool=True,                 # print a line per split fitted
+                        floor:float=0.0,                    # the candidates' model-error floor
+                       )->dict:                            # seconds per split fitted (none: every one was stored)
+    """Store `hybrid_inputs` of every scene of the splits as derived data 'cal_fit' (batches get cal_fit_*), fitted
+    with the stored calibration, the rule at the stored counting floor (0 if none was chosen), tied to both and to the
+    version."""
+    root = Path(root)
+    counts = read_manifest(root)['counts']
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    bad = [s for s in splits if s not in counts]
+    if bad or not splits: raise ValueError(f"cache_component_fit: splits must be some of {list(counts)}, got {splits}")
+    if not (isinstance(chunk, numbers.Integral) and not isinstance(chunk, bool) and chunk >= 1):
+        raise ValueError(f"cache_component_fit: chunk must be an integer >= 1, got {chunk!r}")
+    secs = {}
+    with hold_dataset(root, "fitting the hybrid's candidates") as mhash:
+        cal, cfg = read_calibration(root), read_config(root)
+        try: cfl = read_count_floor(root)['floor']
+        except DataError: cfl = 0.0
+        record = dict(calibration=_cal_id(cal), floor=float(floor), count_floor=cfl, version=COMPONENT_FIT_VERSION)
+        for split in splits:
+            if not counts[split] or (not overwrite and has_derived(root, COMPONENT_FIT, split, record)): continue
+            t0, ds = time.time(), ShardDataset(root, split, with_rsamp=False)
+            parts = []
+            for i in range(0, len(ds), chunk):
+                b = add_calibration(cfg, ds.__getitems__(np.arange(i, min(i + chunk, len(ds)))), cal)
+                f = hybrid_inputs(cfg, b['y'], b['cal_H'][0], b['cal_response'], b['noise_var'], cfl, floor)
+                parts.append({k: v.numpy() for k, v in f.items()})
+            arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            write_derived(root, COMPONENT_FIT, split, arrays, record, manifest=mhash)
+            secs[split] = round(time.time() - t0, 2)
+            if progress: print(f"hybrid candidates {split}: {len(ds)} scenes in {secs[split]:.1f} s", flush=True)
+    return secs
+
+# %% ../nbs/02d_calibration.ipynb #1f95891b
+@torch.no_grad()
+def with_component_fit(cfg:Config,  # the configuration
+                       batch:dict,  # a calibrated batch (`add_calibration`), or one with the cal_fit_* fields
+                      )->dict:      # the batch, with the cal_fit_* fields (`hybrid_inputs`) computed if it lacks them
+    "The batch with the learned hybrid's inputs: the stored cal_fit_* fields, or `hybrid_inputs` computed here."
+    if 'cal_fit_K' in batch: return batch
+    if 'cal_H' not in batch:
+        raise ValueError("with_component_fit: the batch has neither cal_fit_* fields (cache_component_fit) nor a "
+                         "calibration (add_calibration) to fit its candidates with")
+    floor = float(batch['cal_count_floor'][0]) if 'cal_count_floor' in batch else 0.0
+    H = batch['cal_H'][0] if batch['cal_H'].dim() == 3 else batch['cal_H']
+    f = hybrid_inputs(cfg, batch['y'], H, batch['cal_response'], batch['noise_var'], floor)
+    batch.update({f'cal_fit_{k}': v.to(batch['y'].device) for k, v in f.items()})
+    return batch
+
+# %% ../nbs/02d_calibration.ipynb #2dc9dbd2
+@torch.no_grad()
+def coherent_refit(cfg:Config,   # the configuration (mp_scatterers: the most per source)
+                   y, H, codes,  # snapshots (B, L, M), the calibrated channel, reflections (B, L, N)
+                   noise_var,    # noise variance (float or (B,))
+                   fit:dict,     # `component_fit`'s fields (phi, theta, r, mask (B, C), in decreasing power)
+                   sel,          # (B, C) the components chosen as the sources' direct paths
+                  )->dict:       # estimate dict of the sources (B, K_max), K = sel's count
+    """The coherent multipath model started from a chosen set of direct paths: every other fitted component becomes a
+    scatterer of the chosen one it is most coherent with (at most mp_scatterers each), the state is grown by
+    `coherent_scatterers`, and each source's strongest component is its direct path (as in `coherent_localize`)."""
+    y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))
+    m, K = fit['mask'].bool(), sel.sum(-1).long()
+    cfgx = _with_components(cfg, m.shape[-1])
+    est = dict({k: fit[k].double() for k in ('phi', 'theta', 'r')}, mask=m, K=m.sum(-1))
+    s, _ = component_amplitudes(cfgx, est, y, H, codes)
+    st = _coherent_state(to_points(est), s, m, sel.bool() & m, cfg.mp_scatterers)
+    nv = as_tensor(noise_var).double().reshape(-1).expand(len(y))
+    grid = coded_ml_grid(cfg, *CODED_ML_OSR)
+    dic = grid_dictionary(cfg, _grid_on(grid, y.device)[0], H, codes)
+    st = coherent_scatterers(cfg, y, H, codes, nv, _padded(st, cfg), dic, grid, cfg.mp_scatterers, cfg.cml_pfa)
+    return _direct_paths(cfg, st, K.clamp(max=cfg.K_max))

@@ -174,6 +174,7 @@ lam_cov              float  0.2      weight of the covariance term of the loss
 lam_ang              float  0.7      weight of the angle term
 lam_rng              float  0.4      weight of the range term
 lam_K                float  0.15     weight of the cost-sensitive K term
+lam_src              float  1.0      weight of the source-or-scatterer term (the hybrid's candidates, calibrated)
 K_under_w            float  2.0      K loss: cost of each missing source
 K_over_w             float  1.0      K loss: cost of each extra source
 warmup_frac          float  0.1      share of the steps spent warming the learning rate up
@@ -182,6 +183,7 @@ grad_clip            float  1.0      gradient norm clip
 early_stop_patience  int    10       epochs without improvement before training stops
 K_CONF_THRESH        float  0.65     K-head confidence below which K falls back to the criterion
 VAL_PRIMARY          str    'k_loc'  validation objective: 'k_loc' (composite score) or 'loss'
+hybrid_fit           str    'auto'   the hybrid's candidates: 'coded_ml', 'calibrated' (02d) or 'auto' (by the data)
 # metrics
 succ_phi_deg         float  5.0      success: largest phi error of a matched source [deg]
 succ_theta_deg       float  5.0      success: largest theta error [deg]
@@ -230,7 +232,8 @@ _AT_LEAST_ONE = ('Nh Nv M L K_min K_max shard_size cb_h cb_v n_codes phi_grid th
                  'D_MODEL NUM_HEADS n_layers early_stop_patience').split()
 _CHOICES = dict(codebook=('dft', 'random'), cml_criterion=('glrt', 'bic', 'mdl'),
                 shrink=('none', 'fixed', 'snr', 'lw', 'oas'), VAL_PRIMARY=('loss', 'k_loc'),
-                deployment=('scene', 'fixed'), h_est=('exact', 'nmse'), ris_amp_model=('ideal', 'practical'))
+                deployment=('scene', 'fixed'), h_est=('exact', 'nmse'), ris_amp_model=('ideal', 'practical'),
+                hybrid_fit=('auto', 'coded_ml', 'calibrated'))
 # (fields, test of their values, requirement): one rule per line; NaN fails every comparison, so it is caught too
 CONFIG_RULES = (
     [(n, lambda v: v >= 1, '>= 1') for n in _AT_LEAST_ONE]

@@ -13,7 +13,7 @@ from .covariance import trace_norm
 from .metrics import match, pair_cost
 
 # %% auto #0
-__all__ = ['signal_projector', 'cov_terms', 'aux_terms', 'k_term', 'loss_terms']
+__all__ = ['LABEL_GATE', 'signal_projector', 'cov_terms', 'aux_terms', 'k_term', 'source_labels', 'src_term', 'loss_terms']
 
 # %% ../nbs/04_loss.ipynb #faf4d263
 class _Projector(torch.autograd.Function):
@@ -60,10 +60,15 @@ def cov_terms(cfg, R_eff, R_true, batch):
 
 # %% ../nbs/04_loss.ipynb #3b8cde9a
 def aux_terms(cfg, out, batch):
-    "Angle and range terms of the auxiliary slots, matched to the true sources (order-free)."
+    """Angle and range terms of the auxiliary slots, matched to the true sources (order-free); with more slots than
+    sources (the calibrated fit's C candidates), the truth is padded and only fitted candidates (cand_mask) pair."""
     sp, st = math.radians(cfg.succ_phi_deg), math.radians(cfg.succ_theta_deg)
-    j, paired = match(pair_cost(cfg, out, batch), batch['mask'], torch.ones_like(batch['mask']))
-    err = lambda k, s: (out[k].gather(1, j) - batch[k]) / s  # (B, Km): each true source's slot
+    C, Km = out['phi'].shape[-1], batch['phi'].shape[-1]
+    pad = lambda x: F.pad(x, (0, C - Km)) if C > Km else x
+    t = {k: pad(batch[k]) for k in ('phi', 'theta', 'r')}
+    valid = pad(batch['mask'])
+    j, paired = match(pair_cost(cfg, out, t), valid, out.get('cand_mask', torch.ones_like(valid)))
+    err = lambda k, s: (out[k].gather(1, j) - t[k]) / s  # (B, C): each true source's slot
     m = paired.to(out['phi'].dtype)
     n = m.sum(-1).clamp_min(1)
     hub = lambda x: F.huber_loss(x, torch.zeros_like(x), reduction='none', delta=1.0)  # quadratic within 5 deg / 1 m
@@ -79,13 +84,41 @@ def k_term(cfg, logits, K):
     p = logits.float().softmax(-1)
     return F.cross_entropy(logits.float(), K - 1, reduction='none') + (p * cost).sum(-1)
 
+# %% ../nbs/04_loss.ipynb #2361eec3
+LABEL_GATE = 1.0  # `source_labels`: a source's component lies within this many success tolerances of it
+
+
+def source_labels(cfg:Config,  # the configuration (the success tolerances)
+                  batch:dict,  # the scenes: the truth (K, phi, theta, r) and the cal_fit_* candidates
+                  gate:float=LABEL_GATE, # how far off a source's component may be: this many success tolerances
+                 )->torch.Tensor: # (B, C) bool
+    """Which candidates are a true source's direct path: paired with a true source (the least total cost, `match`)
+    and within `gate` success tolerances of it (each coordinate). The rest are scatterers, ghosts or sources fitted too far off."""
+    fit = {k: batch[f'cal_fit_{k}'].float() for k in ('phi', 'theta', 'r')}
+    m = batch['cal_fit_mask'].bool()
+    C, Km = m.shape[-1], batch['phi'].shape[-1]
+    t = {k: F.pad(batch[k].float(), (0, C - Km)) for k in ('phi', 'theta', 'r')}
+    j, paired = match(pair_cost(cfg, fit, t), source_mask(batch['K'].long(), C), m)
+    e = {k: (fit[k].gather(1, j) - t[k]).abs() for k in t}
+    ok = paired & (e['phi'] <= gate * math.radians(cfg.succ_phi_deg))
+    ok = ok & (e['theta'] <= gate * math.radians(cfg.succ_theta_deg)) & (e['r'] <= gate * cfg.succ_r)
+    return torch.zeros_like(m).scatter(1, j, ok) & m
+
+# %% ../nbs/04_loss.ipynb #d1043d32
+def src_term(cfg, out, batch):
+    "Binary cross-entropy of the source scores (B, C) against `source_labels`, averaged over each scene's candidates."
+    lab = source_labels(cfg, batch).to(out['src_logits'].dtype)
+    m = out['cand_mask'].to(lab.dtype)
+    bce = F.binary_cross_entropy_with_logits(out['src_logits'].float(), lab.float(), reduction='none')
+    return (bce * m).sum(-1) / m.sum(-1).clamp_min(1)
+
 # %% ../nbs/04_loss.ipynb #f2e4e807
 def loss_terms(
     cfg:Config,    # the configuration: the weights lam_cov, lam_ang, lam_rng, lam_K and the K term's costs
     out:dict,      # the network's output: R_khead (B, N, N), k_logits (B, K_max) and the slots phi, theta, r
     batch:dict,    # the scenes: K, mask, the true phi, theta, r (B, K_max) and what `true_cov` reads
     R_true=None,   # the true covariance (B, N, N); computed from the batch when not given
-)->dict:           # batch means cov_nmse, cov_spec, ang, rng, K; cov = cov_nmse + cov_spec; the weighted total
+)->dict:           # batch means cov_nmse, cov_spec, ang, rng, K; cov = cov_nmse + cov_spec; src (calibrated); the total
     "Per-term batch means (cov, cov_nmse, cov_spec, ang, rng, K) and the weighted total."
     R_true = true_cov(cfg, batch) if R_true is None else R_true
     nmse, spec = cov_terms(cfg, out['R_khead'], R_true, batch)
@@ -94,4 +127,7 @@ def loss_terms(
     t = dict(cov_nmse=nmse.mean(), cov_spec=spec.mean(), ang=ang.mean(), rng=rng.mean(), K=kl.mean())
     t['cov'] = t['cov_nmse'] + t['cov_spec']
     t['total'] = cfg.lam_cov * t['cov'] + cfg.lam_ang * t['ang'] + cfg.lam_rng * t['rng'] + cfg.lam_K * t['K']
+    if 'src_logits' in out:                                   # calibrated candidates: which are sources
+        t['src'] = src_term(cfg, out, batch).mean()
+        t['total'] = t['total'] + cfg.lam_src * t['src']
     return t

@@ -19,11 +19,15 @@ from .covariance import build_effective_cov, cov_kwargs, trace_norm
 from .music import music_localize
 from .coded_ml import coded_ml_localize, coded_ml_cov, coded_ml_refine, range_posterior, glrt_threshold
 from .coded_ml import n_cells_default, CODED_ML_FIELDS
+from .impairments import is_ideal
+from .calibration import with_component_fit, kept_sources, n_components, COMPONENT_FIELDS, RULE_FIELDS
+from .calibration import coherent_refit
 
 # %% auto #0
 __all__ = ['cml_fit', 'cml_batch_cov', 'snr_estimate', 'real_imag', 'tokens', 'with_coded_ml', 'gain_margins', 'candidates',
-           'cached_fit', 'cached_fit_cov', 'RisNet', 'n_params', 'decide_k', 'music_cov', 'localize', 'infer',
-           'save_checkpoint', 'load_checkpoint', 'load_model']
+           'cached_fit', 'cached_fit_cov', 'fit_mode', 'count_logits', 'component_candidates', 'RisNet', 'n_params',
+           'decide_k', 'music_cov', 'localize', 'select_sources', 'infer', 'save_checkpoint', 'load_checkpoint',
+           'load_model']
 
 # %% ../nbs/03_model.ipynb #1a06d31d
 def snr_estimate(y, noise_var, N):
@@ -93,17 +97,69 @@ def cached_fit_cov(cfg, batch, K=None):
 cml_fit = cached_fit  # deprecated alias: the old name read like coded_ml's vp_fit, which fits
 cml_batch_cov = cached_fit_cov  # deprecated alias
 
+# %% ../nbs/03_model.ipynb #c727bfd5
+def fit_mode(cfg:Config)->str:
+    """'calibrated' where the hybrid's candidates are the calibrated over-complete fit (02d `component_fit`): with
+    hybrid_fit='calibrated', or 'auto' on a real fixed deployment; else 'coded_ml' (the nominal coded-ML fit)."""
+    if cfg.hybrid_fit != 'auto': return cfg.hybrid_fit
+    return 'calibrated' if cfg.deployment == 'fixed' and not is_ideal(cfg) else 'coded_ml'
+
+# %% ../nbs/03_model.ipynb #7d438932
+def count_logits(z,       # source scores (B, C): logits of "component j is a source's direct path"
+                 mask,    # which components were fitted (B, C)
+                 K_min:int, K_max:int, # the counts a scene can have
+                )->torch.Tensor:       # log P(K = k) (B, K_max), k = 1..K_max; -30 below K_min
+    """The distribution of the number of sources among independent candidates (Poisson-binomial, by the recursion
+    over components), counts below K_min added to K_min and above K_max to K_max, as logits (log-probabilities)."""
+    p = torch.sigmoid(z.float()) * mask.float()
+    P = torch.zeros(len(z), z.shape[-1] + 1, device=z.device)
+    P[:, 0] = 1
+    for j in range(z.shape[-1]):
+        pj = p[:, j : j + 1]
+        P = torch.cat([P[:, :1] * (1 - pj), P[:, 1:] * (1 - pj) + P[:, :-1] * pj], -1)
+    c = (torch.arange(P.shape[-1], device=z.device).clamp(K_min, K_max) - K_min)   # each count, clamped
+    q = torch.zeros(len(z), K_max - K_min + 1, device=z.device).index_add(1, c, P)
+    return torch.cat([torch.full((len(z), K_min - 1), -30.0, device=z.device), torch.log(q.clamp_min(1e-12))], -1)
+
+# %% ../nbs/03_model.ipynb #55027f7e
+def component_candidates(cfg:Config,  # the configuration (the search box)
+                         batch:dict,  # a calibrated batch (`add_calibration`) or one with the cal_fit_* fields
+                        )->torch.Tensor: # (B, C, 13 + C) float32
+    """Tokens of the calibrated fit's components (02d `component_fit`, computed if the batch lacks them): unit-box
+    position, power over the noise and below the strongest (dB/10), margin/8, lead, kept, log residual, fitted, its
+    largest coherence with a stronger and with a weaker component, its rank, and its coherence with each of the C."""
+    with_component_fit(cfg, batch)
+    f = {k: batch[f'cal_fit_{k}'] for k in COMPONENT_FIELDS}
+    m = f['mask'].bool()
+    rho = torch.where(m, 1 / f['r'].float().clamp_min(1e-6), torch.full_like(f['r'].float(), 1 / cfg.r_max))
+    box = to_box(cfg, torch.stack([f['phi'].float(), f['theta'].float(), rho], -1)) * m[..., None]
+    pdb = 10 * torch.log10((f['power'].float() / batch['noise_var'].float()[:, None]).clamp_min(1e-3)) / 10
+    pdb = torch.where(m, pdb, torch.zeros_like(pdb))
+    rel = torch.where(m, pdb - pdb[:, :1], torch.full_like(pdb, -5.0))          # the first is the strongest
+    resid = torch.log(f['resid'].float().clamp_min(1e-3))[:, None].expand_as(pdb)
+    C = m.shape[-1]
+    up = torch.ones(C, C, dtype=torch.bool, device=m.device).tril(-1)          # [i, j]: j is stronger than i
+    coh = f['coh'].float()
+    c_up = torch.where(up, coh, 0.0).amax(-1)                                   # the most with a stronger one
+    c_dn = torch.where(up.T, coh, 0.0).amax(-1)                                 # and with a weaker one
+    rank = torch.arange(C, device=m.device).float().expand_as(pdb) / C
+    flags = [pdb, rel, f['margin'].float() / 8, f['lead'].float(), f['kept'].float(), resid, m.float(), c_up, c_dn,
+             rank]
+    return torch.cat([box, torch.stack(flags, -1), coh], -1)
+
 # %% ../nbs/03_model.ipynb #960e9c50
 class RisNet(nn.Module):
     "Transformer over snapshot tokens with covariance-factor, K and auxiliary (phi, theta, r) heads."
 
     def __init__(self,
-                 cfg:Config,  # sizes (N, M, L, K_max), D_MODEL, NUM_HEADS, n_layers, dropout; the MUSIC grid's steps
+                 cfg:Config,  # sizes (N, M, L, K_max), D_MODEL, NUM_HEADS, n_layers, dropout; the grid's steps; hybrid_fit
                 ):
         super().__init__()
         self.cfg = cfg
         N, M, D, Km = cfg.N, cfg.M, cfg.D_MODEL, cfg.K_max
         self.n_eig = min(N, cfg.L + Km)
+        self.calibrated = fit_mode(cfg) == 'calibrated'         # candidates: the calibrated fit's components
+        C = n_components(cfg) if self.calibrated else Km
         self.tok = nn.Linear(4 * N + 2 * M, D)
         self.htok = nn.Linear(2 * M * N, D)
         self.type_h = nn.Parameter(torch.zeros(D))
@@ -113,25 +169,30 @@ class RisNet(nn.Module):
         self.enc = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(D)
         self.pool = nn.Sequential(nn.Linear(2 * D, D), nn.GELU())
-        self.f_head = nn.Linear(D, 2 * N * Km)
+        self.f_head = nn.Linear(D, 2 * N * C)  # one column per candidate
         self.free_scale = nn.Parameter(torch.tensor(0.1))
-        self.ctok = nn.Linear(6, D)  # coded-ML candidates: (phi, theta, 1/r, power, gain margin, within K-hat)
+        self.ctok = nn.Linear(13 + C if self.calibrated else 6, D)  # `component_candidates` or `candidates`
         self.type_c = nn.Parameter(torch.zeros(D))
         self.aux_head = nn.Linear(D, 3)  # per candidate: correction of (phi, theta, 1/r)
         self.amp_head = nn.Linear(D, 1)  # per candidate: power of its steering column
         step = 4 * SearchGrid.music(cfg).step  # slot corrections up to 4 steps of the MUSIC grid
         self.register_buffer('step', step.float(), persistent=False)
-        self.k_head = nn.Sequential(
-            nn.Linear(self.n_eig + 1 + Km + D, D), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(D, Km)
-        )
+        if self.calibrated:  # per candidate: a source's direct path, or a scatterer / ghost; the count from those
+            self.ctx = nn.Linear(self.n_eig + 1, D)
+            self.src_head = nn.Sequential(nn.Linear(2 * D, D), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(D, 1))
+        else:
+            self.k_head = nn.Sequential(
+                nn.Linear(self.n_eig + 1 + Km + D, D), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(D, Km)
+            )
+
 
 # %% ../nbs/03_model.ipynb #18885af8
 @patch
 def _encode(self:RisNet, batch):
-    "Candidate tokens (B, K_max, 6), the pooled embedding (B, D) and the candidates' outputs (B, K_max, D)."
+    "Candidate tokens (B, K_max, 6), or (B, C, 10 + C) calibrated,, the pooled embedding (B, D) and the candidates' outputs (B, K_max, D)."
     tk, th = tokens(batch)
     with record_function('candidates'):                                         # no gradient; cached on disk
-        cand = candidates(self.cfg, batch).to(tk.device)
+        cand = (component_candidates if self.calibrated else candidates)(self.cfg, batch).to(tk.device)
     L = tk.shape[1]
     h = torch.cat([self.tok(tk), (self.htok(th) + self.type_h)[:, None], self.ctok(cand) + self.type_c], 1)
     h = self.norm(self.enc(h))
@@ -154,7 +215,7 @@ def _r_pred(self:RisNet, emb, hc, aux):
     cfg = self.cfg
     amp = F.softplus(self.amp_head(hc).float()[..., 0]).sqrt()  # (B, K_max)
     A = steering(cfg, aux['phi'], aux['theta'], aux['r'])  # (B, K_max, N)
-    Fr = self.f_head(emb).float().view(emb.shape[0], cfg.N, cfg.K_max, 2)
+    Fr = self.f_head(emb).float().view(emb.shape[0], cfg.N, -1, 2)
     Fc = (A * amp[..., None]).mT + self.free_scale * torch.complex(Fr[..., 0], Fr[..., 1])
     return trace_norm(Fc @ Fc.mT.conj() + 1e-6 * torch.eye(cfg.N, dtype=Fc.dtype, device=Fc.device))
 
@@ -170,19 +231,39 @@ def _k_logits(self:RisNet, batch, R_pred, emb, snr, beta=None):
     feat = torch.cat([torch.log(ev.clamp_min(1e-6)), snr[:, None] / 10, margins, emb.float()], -1)
     return R_khead, self.k_head(feat)
 
+# %% ../nbs/03_model.ipynb #44964fdc
+@patch
+def _src_logits(self:RisNet, batch, R_pred, hc, snr, beta=None):
+    """Calibrated mode: the K-head's R_eff (R_pred blended with the covariance of the rule's sources), each candidate's
+    source score z (B, C) from its encoder output and that R_eff's log-eigenvalues, and the count's logits."""
+    cfg = self.cfg
+    R_cml = coded_ml_cov(cfg, {k: batch[f'cal_fit_rule_{k}'] for k in RULE_FIELDS})     # the rule's sources
+    with record_function('cov_builder'):
+        R_khead = build_effective_cov(R_pred, R_cml, **cov_kwargs(cfg, 'khead', beta, snr))
+    ev = torch.linalg.eigvalsh(R_khead).flip(-1)[:, : self.n_eig]
+    ctx = self.ctx(torch.cat([torch.log(ev.clamp_min(1e-6)), snr[:, None] / 10], -1).float())
+    z = self.src_head(torch.cat([hc, ctx[:, None].expand(-1, hc.shape[1], -1).to(hc.dtype)], -1))[..., 0].float()
+    m = batch['cal_fit_mask'].bool()
+    z = z.masked_fill(~m, -30.0)
+    return R_khead, count_logits(z, m, cfg.K_min, cfg.K_max), z
+
 # %% ../nbs/03_model.ipynb #05953372
 @patch
 def forward(self:RisNet,
             batch:dict,  # scenes: y, H, Hpinv, codes, noise_var and the coded-ML fields (computed where missing)
             beta=None,   # the blend weight of R_eff, instead of cfg.HYBRID_COV_BETA
-           )->dict:      # R_pred, R_khead (B, N, N); k_logits (B, K_max); slots phi, theta, r (B, K_max); snr_hat; emb
+           )->dict:      # R_pred, R_khead; k_logits; slots phi, theta, r; snr_hat; emb; calibrated: src_logits
     "R_pred, R_khead (the K-head's R_eff), k_logits, the auxiliary slots, snr_hat and the pooled embedding emb."
     cand, emb, hc = self._encode(batch)
     aux = self._slots(hc, cand)
     R_pred = self._r_pred(emb, hc, aux)
     snr = snr_estimate(batch['y'], batch['noise_var'], self.cfg.N)
-    R_khead, k_logits = self._k_logits(batch, R_pred, emb, snr, beta)
-    return dict(R_pred=R_pred, R_khead=R_khead, k_logits=k_logits, snr_hat=snr, emb=emb, **aux)
+    if not self.calibrated:
+        R_khead, k_logits = self._k_logits(batch, R_pred, emb, snr, beta)
+        return dict(R_pred=R_pred, R_khead=R_khead, k_logits=k_logits, snr_hat=snr, emb=emb, **aux)
+    R_khead, k_logits, z = self._src_logits(batch, R_pred, hc, snr, beta)
+    return dict(R_pred=R_pred, R_khead=R_khead, k_logits=k_logits, snr_hat=snr, emb=emb, src_logits=z,
+                cand_mask=batch['cal_fit_mask'].bool(), **aux)
 
 # %% ../nbs/03_model.ipynb #89c6d205
 def n_params(model):
@@ -224,6 +305,46 @@ def localize(
         est.update(range_posterior(cfg, y, H, codes, batch['noise_var'].cpu(), est, K))
     return est
 
+# %% ../nbs/03_model.ipynb #13700b36
+def select_sources(cfg:Config,     # the configuration (K_max)
+                   batch:dict,     # the scenes, with the cal_fit_* fields (`hybrid_inputs`)
+                   z,              # the source scores (B, C)
+                   K,              # the count (B,)
+                   use_head,       # (B,) where the head chose: its K best-scored candidates; elsewhere the rule's
+                  )->tuple:        # estimate dict (B, K_max) (phi, theta, r, power, mask, K); the head's choice (B, C)
+    """The sources of a calibrated scene: the K[b] best-scored candidates (at the fit's positions) where the head
+    chose, the rule's sources (`coded_ml_calibrated`'s, exactly) elsewhere; and which candidates the head chose."""
+    fit = {k: batch[f'cal_fit_{k}'] for k in ('phi', 'theta', 'r', 'power', 'mask')}
+    m = fit['mask'].bool()
+    rank = z.masked_fill(~m, -math.inf).argsort(-1, descending=True).argsort(-1)
+    best = (rank < K.to(rank.device)[:, None]) & m & use_head.to(m.device)[:, None]
+    head = kept_sources(cfg, fit, best, best.sum(-1))
+    rule = {k: batch[f'cal_fit_rule_{k}'] for k in RULE_FIELDS}
+    u = use_head.to(m.device)
+    pick = lambda a, b: torch.where(u.view(-1, *[1] * (a.dim() - 1)), a.to(b.dtype), b)
+    return {k: pick(head[k], rule[k]) for k in RULE_FIELDS}, best
+
+# %% ../nbs/03_model.ipynb #194eda20
+def _infer_calibrated(model, out, batch, thr, beta, coherent):
+    """`infer` in calibrated mode: the count's gate, the selected sources (with `coherent`, the head's placed in the
+    coherent multipath model, 02d `coherent_refit`), and R_eff from their covariance."""
+    cfg = model.cfg
+    prob = out['k_logits'].float().softmax(-1)
+    K, use_head = decide_k(prob, batch['cal_fit_rule_K'], thr)
+    est, chosen = select_sources(cfg, batch, out['src_logits'], K, use_head)
+    if coherent and bool(use_head.any()):
+        if 'cal_H' not in batch:
+            raise ValueError("infer: coherent=True places the sources with the calibration: the batch needs its "
+                             "cal_H and cal_response (add_calibration), or pass coherent=False")
+        i = use_head.nonzero()[:, 0]
+        H = batch['cal_H'][0] if batch['cal_H'].dim() == 3 else batch['cal_H']
+        fit = {k: batch[f'cal_fit_{k}'][i] for k in ('phi', 'theta', 'r', 'mask')}
+        ref = coherent_refit(cfg, batch['y'][i], H, batch['cal_response'][i], batch['noise_var'][i], fit, chosen[i])
+        for k in ('phi', 'theta', 'r', 'mask'): est[k][i] = ref[k].to(est[k].dtype).to(est[k].device)
+    R = build_effective_cov(out['R_pred'], coded_ml_cov(cfg, est), **cov_kwargs(cfg, 'music', beta))
+    return dict(est, k_prob=prob, k_from_head=use_head, R_eff=R, src_prob=torch.sigmoid(out['src_logits']),
+                aux={k: out[k] for k in ('phi', 'theta', 'r')})
+
 # %% ../nbs/03_model.ipynb #f985d903
 @torch.no_grad()
 def infer(
@@ -234,16 +355,19 @@ def infer(
     music:bool=True,      # localise the sources (False: K only)
     out=None,             # the model's eval-mode output for this batch and beta, if the caller has it already
     range_post:bool=True, # end with the posterior-mean ranges (02c `range_posterior`)
+    coherent:bool=True,   # calibrated mode: place the head's sources in the coherent multipath model
 )->dict:                  # K, k_prob, k_from_head, R_eff, aux (the slots) and, with music, the estimates of `localize`
-    "K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff."
+    """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff; in
+    calibrated mode (`fit_mode`) the K best-scored candidates (placed in the coherent model), the rule's sources below the gate."""
     cfg = model.cfg
-    with_coded_ml(cfg, batch)
+    (with_component_fit if model.calibrated else with_coded_ml)(cfg, batch)
     if out is None:
         was_training = model.training
         model.eval()
         out = model(batch, beta=beta)
         model.train(was_training)
     thr = cfg.K_CONF_THRESH if k_conf_thresh is None else k_conf_thresh
+    if model.calibrated: return _infer_calibrated(model, out, batch, thr, beta, coherent)
     prob = out['k_logits'].float().softmax(-1)
     K, use_head = decide_k(prob, batch['coded_ml_K'], thr)
     R = music_cov(model, out, batch, beta, K)

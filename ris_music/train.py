@@ -22,9 +22,12 @@ from .metrics import metrics
 from .model import RisNet, infer, load_checkpoint, save_checkpoint
 from .coded_ml import cache_coded_ml
 from .loss import loss_terms
+from .model import fit_mode
+from .data import read_manifest
+from .calibration import cache_calibration, cache_count_floor, cache_component_fit, COMPONENT_FIT
 
 # %% auto #0
-__all__ = ['load_params', 'init_dist', 'Trainer', 'train_cli', 'launch_ddp']
+__all__ = ['load_params', 'init_dist', 'calibrated_inputs', 'Trainer', 'train_cli', 'launch_ddp']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
@@ -96,6 +99,20 @@ def _check_params(params, data_cfg, data_dir):
             raise ValueError(f"params: {k}={params[k]!r} is not a training parameter (the dataset in {data_dir} fixed "
                              f"its preset, scene counts and shard size when it was generated){sub}")
 
+# %% ../nbs/05_train.ipynb #af7d44fd
+def calibrated_inputs(data_dir,             # a real fixed deployment's dataset
+                      splits=('train', 'val'), # the splits whose candidates are fitted
+                      progress:bool=True,   # print what is computed
+                     )->dict:               # the calibration (`read_calibration`) with its count_floor
+    """What the calibrated hybrid trains and is validated on, computed once per dataset and stored: the calibration
+    (02d `cache_calibration`, from the train split), the counting floor (chosen on at most 300 val scenes) and the
+    calibrated fit's components of each split (`cache_component_fit`)."""
+    cal = cache_calibration(data_dir)
+    n_fl = min(300, read_manifest(data_dir)['counts']['val'])
+    floor = cache_count_floor(data_dir, n=n_fl)['floor'] if n_fl else None
+    cache_component_fit(data_dir, splits, progress=progress)
+    return dict(cal, count_floor=floor)
+
 # %% ../nbs/05_train.ipynb #8b76c37b
 class Trainer:
     "Train a RisNet on a sharded dataset; checkpoints and the log go to out_dir."
@@ -126,8 +143,11 @@ class Trainer:
         progress = progress and self.rank == 0
         self.out, self.data_dir, self.data_hash = Path(out_dir), Path(data_dir), manifest_hash(data_dir)
         if resume: self._on_main(lambda: self._same_data(self.out / 'last.pt'))    # before the coded-ML cache
-        self._on_main(lambda: cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress))   # once per dataset
-        self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=('coded_ml',)) for s in ('train', 'val'))
+        if fit_mode(cfg) == 'calibrated':                   # once per dataset: calibration, floor, candidates
+            self._on_main(lambda: calibrated_inputs(data_dir, progress=progress))
+        else: self._on_main(lambda: cache_coded_ml(data_dir, ('train', 'val'), cfg, progress=progress))
+        derived = (COMPONENT_FIT,) if fit_mode(cfg) == 'calibrated' else ('coded_ml',)
+        self.train_ds, self.val_ds = (ShardDataset(data_dir, s, derived=derived) for s in ('train', 'val'))
         self._on_main(lambda: [ds.check_all() for ds in (self.train_ds, self.val_ds)])   # checksums once, up front
         for ds in (self.train_ds, self.val_ds): ds.verify = False                       # (not again in each worker)
         self.cfg, self.seed, self.workers, self.progress, self.resume_ok = cfg, seed, workers, progress, resume
@@ -251,7 +271,7 @@ def validate(self: Trainer, k_conf_thresh=None, beta=None):
         Rt = true_cov(cfg, b)
         for k, v in loss_terms(cfg, out, b, Rt).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(b['K'])
-        r = infer(self.model, b, k_conf_thresh, beta, out=out)                 # the same eval-mode forward
+        r = infer(self.model, b, k_conf_thresh, beta, out=out, coherent=False)   # the same eval-mode forward
         ests.append({k: r[k].cpu() for k in ('K', 'phi', 'theta', 'r', 'mask')})
         truth.append({k: b[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
         Rs = build_effective_cov(None, b['R_samp'], **cov_kwargs(cfg, 'music'))
