@@ -1,4 +1,4 @@
-# make test: set up .venv and run every test.  make demo: set up and run the pipeline on the tiny preset.
+# make test: set up .venv and run every test.  make demo: set up and run the pipeline on tiny_real (PRESET=tiny: ideal).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -27,25 +27,31 @@ test: setup
 	$(BIN)/nbdev_test --n_workers 1 --timing
 	$(BIN)/pytest -q tests
 
+# make demo PRESET=tiny: the nominal (ideal-world) workflow, in runs/demo; a *_real preset in runs/demo/<preset>
+PRESET ?= tiny_real
+DEMO_ROWS_tiny_real := ['hybrid', 'coded_ml', 'coded_ml_calibrated', 'coded_ml_oracle', 'coded_ml_genie', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR']
+DEMO_OUT := $(if $(filter tiny,$(PRESET)),$(DEMO),$(DEMO)/$(PRESET))
+
 demo: setup
-	mkdir -p $(DEMO)
-	@echo "== 1/5 data: tiny preset (reuses valid shards) =="
-	$(BIN)/papermill nbs/01_data.ipynb $(DEMO)/01_data.ipynb --cwd nbs --progress-bar \
-	    -p preset tiny -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/tiny
-	$(BIN)/ris_verify data/tiny
+	mkdir -p $(DEMO_OUT)
+	@echo "== 1/5 data: $(PRESET) preset (reuses valid shards) =="
+	$(BIN)/papermill nbs/01_data.ipynb $(DEMO_OUT)/01_data.ipynb --cwd nbs --progress-bar \
+	    -p preset $(PRESET) -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/$(PRESET)
+	$(BIN)/ris_verify data/$(PRESET)
 	@echo "== 2/5 covariance and MUSIC audits =="
-	$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO)/02_covariance.ipynb --cwd nbs --progress-bar
-	$(BIN)/papermill nbs/02b_music.ipynb $(DEMO)/02b_music.ipynb --cwd nbs --progress-bar
-	@echo "== 3/5 HPO (resumes the study in $(DEMO)/hpo) =="
-	$(BIN)/papermill nbs/06_hpo.ipynb $(DEMO)/06_hpo.ipynb --cwd nbs --log-output \
-	    -p data_dir ../data/tiny -p out_dir ../$(DEMO)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5
-	@echo "== 4/5 training with the HPO's best.json (resumes $(DEMO)/train) =="
-	$(BIN)/papermill nbs/05_train.ipynb $(DEMO)/05_train.ipynb --cwd nbs --log-output \
-	    -p data_dir ../data/tiny -p params_json ../$(DEMO)/hpo/best.json -p epochs 20 -p out_dir ../$(DEMO)/train -p resume True
+	$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO_OUT)/02_covariance.ipynb --cwd nbs --progress-bar
+	$(BIN)/papermill nbs/02b_music.ipynb $(DEMO_OUT)/02b_music.ipynb --cwd nbs --progress-bar
+	@echo "== 3/5 HPO (resumes the study in $(DEMO_OUT)/hpo; a real deployment is calibrated first, once) =="
+	$(BIN)/papermill nbs/06_hpo.ipynb $(DEMO_OUT)/06_hpo.ipynb --cwd nbs --log-output \
+	    -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5
+	@echo "== 4/5 training with the HPO's best.json (resumes $(DEMO_OUT)/train) =="
+	$(BIN)/papermill nbs/05_train.ipynb $(DEMO_OUT)/05_train.ipynb --cwd nbs --log-output \
+	    -p data_dir ../data/$(PRESET) -p params_json ../$(DEMO_OUT)/hpo/best.json -p epochs 20 -p out_dir ../$(DEMO_OUT)/train -p resume True
 	@echo "== 5/5 thresholds on validation, then the test split =="
-	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO)/07_eval.ipynb --cwd nbs --log-output \
-	    -p ckpt ../$(DEMO)/train/best.pt -p data_dir ../data/tiny -p out_dir ../$(DEMO) -p train_if_missing False
-	@echo "demo done: executed notebooks in $(DEMO)/, report $(DEMO)/report.html, results $(DEMO)/results.json"
+	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO_OUT)/07_eval.ipynb --cwd nbs --log-output \
+	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False \
+	    -p methods "$(DEMO_ROWS_$(PRESET))"
+	@echo "demo done: executed notebooks in $(DEMO_OUT)/, report $(DEMO_OUT)/report.html, results $(DEMO_OUT)/results.json"
 
 NPROC ?= 2
 train-ddp: setup   # the demo's training on NPROC processes with torchrun (gloo on CPU, NCCL on CUDA); resumes
@@ -64,4 +70,4 @@ bench: setup
 	$(BIN)/python bench/bench_ddp.py
 
 clean-demo:
-	rm -rf $(DEMO) data/tiny
+	rm -rf $(DEMO) data/tiny data/tiny_real

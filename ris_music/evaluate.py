@@ -26,6 +26,7 @@ from .impairments import is_ideal
 from .data import DataError
 from .calibration import robust_localize, genie_localize, read_calibration, add_calibration, cache_calibration
 from .calibration import coherent_localize, coherent_genie, cache_count_floor, read_count_floor
+from .calibration import cache_component_fit, COMPONENT_FIT
 
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METHODS', 'EST_FIELDS', 'SEP_EDGES', 'KF_EDGES', 'SNR_AXIS', 'TABLE_COLS', 'RUN_FILES', 'DEMO_RUN',
@@ -276,6 +277,34 @@ def _scenes(ds, n, who):
                          f"got {n!r}")
     return int(n)
 
+# %% ../nbs/07_eval.ipynb #1501a265
+def _picks(model, bt, out, beta, thresholds):
+    "The nominal hybrid's estimates at each threshold: localised once per K, then picked per scene by the gate."
+    cfg = model.cfg
+    prob = out['k_logits'].float().softmax(-1)
+    per_k = []
+    for k in range(1, cfg.K_max + 1):
+        Kk = torch.full((len(prob),), k, device=prob.device)
+        per_k.append(localize(cfg, music_cov(model, out, bt, beta, Kk), Kk, bt))
+    res = {}
+    for t in thresholds:
+        K = decide_k(prob, bt['coded_ml_K'], t)[0].cpu()
+        pick = {f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())]) for f in EST_FIELDS[1:]}
+        res[t] = dict(K=K, **pick)
+    return res
+
+# %% ../nbs/07_eval.ipynb #34aa3dfe
+def _calibrated_picks(model, bt, out, beta, thresholds):
+    "The calibrated hybrid's estimates at each threshold: the head's sources placed once, the rule's below the gate."
+    always = infer(model, bt, 0.0, beta, out=out)                             # the head everywhere
+    never = {k: bt[f'cal_fit_rule_{k}'].cpu() for k in EST_FIELDS}             # the rule everywhere
+    res = {}
+    for t in thresholds:
+        use = (always['k_prob'].amax(-1) >= t).cpu()
+        res[t] = {k: torch.where(use.view(-1, *[1] * (never[k].dim() - 1)), always[k].cpu().to(never[k].dtype),
+                                 never[k]) for k in EST_FIELDS}
+    return res
+
 # %% ../nbs/07_eval.ipynb #b2b64f6a
 @torch.no_grad()
 def sweep(model,              # a trained RisNet
@@ -285,29 +314,26 @@ def sweep(model,              # a trained RisNet
           betas,              # the blends beta to try (distinct, in [0, 1])
           batch_size:int=128, # scenes per batch
           device='cpu',       # where the batches go
+          calibration=None,   # a calibrated deployment's calibration (`add_calibration`): the hybrid's inputs
          )->list:             # one metrics dict per (K_CONF_THRESH, beta), with both, best first
     "Metrics of every (K_CONF_THRESH, beta) on the first n scenes of ds; rows best first (success, K_acc, score)."
     n, cfg = _scenes(ds, n, 'sweep'), model.cfg
     thresholds, betas = _numbers('thresholds', thresholds, 0), _numbers('betas', betas, 0, 1)
+    if model.calibrated and calibration is None:
+        raise ValueError("sweep: a calibrated hybrid (fit_mode 'calibrated') needs the dataset's calibration")
     was_training = model.training
     model.eval()
     est = {(t, b): [] for t in thresholds for b in betas}
     truth = []
     for bt in loader(ds, np.arange(n), batch_size):
-        bt = with_coded_ml(cfg, to_device(bt, device))
+        if model.calibrated: bt = add_calibration(ds.cfg, bt, calibration)
+        bt = to_device(bt, device)
+        if not model.calibrated: bt = with_coded_ml(cfg, bt)
         truth.append({k: bt[k].cpu() for k in ('K', 'phi', 'theta', 'r')})
         for beta in betas:
             out = model(bt, beta=beta)
-            prob = out['k_logits'].float().softmax(-1)
-            per_k = []
-            for k in range(1, cfg.K_max + 1):
-                Kk = torch.full((len(prob),), k, device=prob.device)
-                per_k.append(localize(cfg, music_cov(model, out, bt, beta, Kk), Kk, bt))
-            for t in thresholds:
-                K = decide_k(prob, bt['coded_ml_K'], t)[0].cpu()
-                pick = {f: torch.stack([per_k[k - 1][f][i] for i, k in enumerate(K.tolist())])
-                        for f in ('phi', 'theta', 'r', 'mask')}
-                est[(t, beta)].append(dict(K=K, **pick))
+            pick = (_calibrated_picks if model.calibrated else _picks)(model, bt, out, beta, thresholds)
+            for t in thresholds: est[(t, beta)].append(pick[t])
     model.train(was_training)
     truth = cat_batches(truth)
     rows = [dict(K_CONF_THRESH=t, beta=b, **metrics(cfg, cat_batches(v), truth)) for (t, b), v in est.items()]
@@ -698,6 +724,21 @@ def _check_ckpt(ckpt, train_if_missing):
                          f"pass {p.parent / 'best.pt'} in a new folder")
     return str(ckpt)
 
+# %% ../nbs/07_eval.ipynb #1a0a8175
+def _method_names(value):
+    """The methods parameter: None for '' (every method that can run), else a list of registered names (a list, or
+    its text as papermill passes it); an unknown name is a ValueError that lists the registry."""
+    v = value
+    if isinstance(v, str) and v.strip().startswith('['):
+        try: v = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError): pass
+    if v in ('', None): return None
+    v = [v] if isinstance(v, str) else v
+    bad = [m for m in v if not isinstance(m, str) or m not in METHODS or METHODS[m].run is None] \
+        if isinstance(v, (list, tuple)) and v else [value]
+    if bad: raise ValueError(f"methods: {bad[0]!r} is not a registered method; use '' or some of {list(METHODS)}")
+    return list(v)
+
 # %% ../nbs/07_eval.ipynb #c55ab74e
 def check_eval_params(ckpt='demo',                # a checkpoint, 'demo' (the job's own model) or '' (classical only)
                       data_dir='',                # a dataset folder, or '' (the notebooks' demo dataset)
@@ -711,6 +752,7 @@ def check_eval_params(ckpt='demo',                # a checkpoint, 'demo' (the jo
                       device='cpu',               # cpu, cuda or cuda:<n>
                       train_if_missing=False,     # train a missing best.pt into its folder (which holds no run)
                       cal_scenes=0,               # train scenes that calibrate a fixed deployment (0: up to 2000)
+                      methods='',                 # the rows: '' (every one that can run) or a list of METHODS names
                      )->dict:                     # the parameters checked, lists and flags as the job uses them
     """Every parameter of the evaluation job checked before anything is read or written: a bad one is an error naming
     it, its value and what to pass. Lists may come as papermill gives them: one number or the text of a list."""
@@ -723,7 +765,8 @@ def check_eval_params(ckpt='demo',                # a checkpoint, 'demo' (the jo
                n_val=_count('n_val', n_val), n_test=_count('n_test', n_test),
                batch_size=_count('batch_size', batch_size, 1, False),
                crb_scenes=_count('crb_scenes', crb_scenes, 0, False), device=_device(device),
-               train_if_missing=train_if_missing, cal_scenes=_count('cal_scenes', cal_scenes, 0, False))
+               train_if_missing=train_if_missing, cal_scenes=_count('cal_scenes', cal_scenes, 0, False),
+               methods=_method_names(methods))
     if data_dir not in ('', None): require_dataset(data_dir)      # a dataset, else a DataError (nothing touched)
     return out
 
