@@ -54,11 +54,13 @@ SPACES['narrow'] = {k: _narrow(v) for k, v in SPACES['wide'].items()}
 
 # %% ../nbs/06_hpo.ipynb #bcea1e5b
 def suggest(trial, space, preset):
-    "Sample the parameters of `space` ('wide', 'narrow' or a dict) for a config of `preset`."
+    """Sample the parameters of `space` ('wide', 'narrow' or a dict) for a config of `preset` (a `*_real` preset takes
+    its ideal twin's ranges where it has none of its own: the same sizes)."""
     sp = SPACES[space] if isinstance(space, str) else space
     out = {}
     for name, (kind, *a) in sp.items():
         if isinstance(a[0], dict):
+            if preset not in a[0] and preset.endswith('_real'): preset = preset[: -len('_real')]   # its ideal twin's
             if preset not in a[0]:
                 raise KeyError(f"search space: {name!r} has no range for preset {preset!r} (has {list(a[0])})")
             a = [a[0][preset]] if kind == 'cat' else list(a[0][preset])
