@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, as_tensor, to_points, from_points, source_mask, search_box, read_json
+from .core import cli_options, cli_errors
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
 from .data import _write_derived_folder, write_derived, has_derived
 from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
@@ -25,8 +26,8 @@ __all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'COUNT
            'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration', 'add_calibration',
            'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize', 'signature_manifold',
            'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize', 'coherent_genie',
-           'tune_floor', 'cache_count_floor', 'read_count_floor', 'component_fit', 'kept_sources', 'hybrid_inputs',
-           'cache_component_fit', 'with_component_fit', 'coherent_refit']
+           'tune_floor', 'cache_count_floor', 'read_count_floor', 'calibrate_dataset', 'calibrate_cli', 'component_fit',
+           'kept_sources', 'hybrid_inputs', 'cache_component_fit', 'with_component_fit', 'coherent_refit']
 
 # %% ../nbs/02d_calibration.ipynb #e156d792
 def code_levels(cfg:Config)->int:
@@ -341,7 +342,7 @@ def read_calibration(root,                # the dataset folder
 
 # %% ../nbs/02d_calibration.ipynb #5cda2c6e
 def cache_calibration(root,                # the dataset folder (a fixed deployment)
-                      n:int=None,          # calibration scenes: the first n of the train split (default min(2000, all))
+                      n:int=None,          # calibration scenes: the first n of the train split (None: the stored calibration, else min(2000, all))
                       rounds:int=4,        # `calibrate`'s rounds
                       iters:int=15,        # its Levenberg-Marquardt iterations per round
                       cg_iters:int=40,     # its conjugate-gradient iterations per step
@@ -355,6 +356,9 @@ def cache_calibration(root,                # the dataset folder (a fixed deploym
                          "each scene has its own channel, there is nothing static to calibrate")
     with hold_dataset(root, 'calibrating') as mhash:
         ds = ShardDataset(root, 'train', with_rsamp=False)
+        if n is None and not overwrite:                     # no size asked for: the stored one, whatever its size
+            try: return read_calibration(root)
+            except DataError: pass
         n = min(2000, len(ds)) if n is None else n
         if not (isinstance(n, numbers.Integral) and 1 <= n <= len(ds)):
             raise ValueError(f"cache_calibration: n must be a number of train scenes in 1..{len(ds)}, got {n!r}")
@@ -857,6 +861,32 @@ def read_count_floor(root,                # the dataset folder
         if settings is not None and got != json.loads(json.dumps(settings)):
             raise DataError(f"{d}: the floor was chosen with {got}, not {settings}")
     return dict(floor=float(meta['floor']), table=meta['table'], settings=got)
+
+# %% ../nbs/02d_calibration.ipynb #0ff0b6e0
+def calibrate_dataset(root,           # the dataset folder (a fixed deployment)
+                      n:int=None,     # calibration scenes (None: the stored calibration, else min(2000, all))
+                      **kw,           # further `cache_calibration` settings (rounds, iters, cg_iters, overwrite)
+                     )->dict:         # `read_calibration`'s dict with count_floor (None without a val split)
+    """A fixed deployment's calibration (`cache_calibration`, from its train split) with its counting floor chosen on
+    up to 300 of its val scenes (`cache_count_floor`): what the calibrated rows and the learned hybrid need, each
+    computed once and stored with the dataset."""
+    cal = cache_calibration(root, n=n, **kw)
+    n_fl = min(300, read_manifest(root)['counts']['val'])
+    return dict(cal, count_floor=cache_count_floor(root, n=n_fl)['floor'] if n_fl else None)
+
+# %% ../nbs/02d_calibration.ipynb #33ab69e0
+def calibrate_cli(argv=None):
+    "ris_calibrate DIR: calibrate a fixed deployment's dataset and choose its counting floor (`calibrate_dataset`)."
+    import argparse
+    ap = argparse.ArgumentParser(prog='ris_calibrate', description=calibrate_cli.__doc__)
+    ap.add_argument('root', help='the dataset folder')
+    cli_options(ap, cache_calibration, skip=('root',))
+    a = vars(ap.parse_args(argv))
+    with cli_errors('ris_calibrate'):
+        t0 = time.time()
+        cal = calibrate_dataset(**a)
+        print(json.dumps(dict(root=a['root'], n=cal['n'], rounds=len(cal['history']), count_floor=cal['count_floor'],
+                              seconds=round(time.time() - t0, 1))))
 
 # %% ../nbs/02d_calibration.ipynb #464fc3a1
 COMPONENT_FIT = 'cal_fit'      # derived data of the hybrid's candidates (root/derived/cal_fit/<split>); fields cal_fit_*

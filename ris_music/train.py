@@ -24,10 +24,12 @@ from .coded_ml import cache_coded_ml
 from .loss import loss_terms
 from .model import fit_mode
 from .data import read_manifest
-from .calibration import cache_calibration, cache_count_floor, cache_component_fit, COMPONENT_FIT
+from .calibration import calibrate_dataset, cache_component_fit, COMPONENT_FIT
+from .loss import source_labels
+from .model import load_model
 
 # %% auto #0
-__all__ = ['load_params', 'init_dist', 'calibrated_inputs', 'Trainer', 'train_cli', 'launch_ddp']
+__all__ = ['load_params', 'init_dist', 'calibrated_inputs', 'Trainer', 'train_cli', 'launch_ddp', 'source_scores']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
@@ -105,13 +107,11 @@ def calibrated_inputs(data_dir,             # a real fixed deployment's dataset
                       progress:bool=True,   # print what is computed
                      )->dict:               # the calibration (`read_calibration`) with its count_floor
     """What the calibrated hybrid trains and is validated on, computed once per dataset and stored: the calibration
-    (02d `cache_calibration`, from the train split), the counting floor (chosen on at most 300 val scenes) and the
-    calibrated fit's components of each split (`cache_component_fit`)."""
-    cal = cache_calibration(data_dir)
-    n_fl = min(300, read_manifest(data_dir)['counts']['val'])
-    floor = cache_count_floor(data_dir, n=n_fl)['floor'] if n_fl else None
+    and the counting floor (02d `calibrate_dataset`: the stored ones, or computed from the train and val splits) and
+    the calibrated fit's components of each split (`cache_component_fit`)."""
+    cal = calibrate_dataset(data_dir)                       # the stored calibration and floor, or computed once
     cache_component_fit(data_dir, splits, progress=progress)
-    return dict(cal, count_floor=floor)
+    return cal
 
 # %% ../nbs/05_train.ipynb #8b76c37b
 class Trainer:
@@ -600,3 +600,28 @@ def launch_ddp(nproc:int,             # processes (torchrun's --nproc_per_node)
     if p.wait() != 0 or last is None:
         raise RuntimeError(f"torchrun with {nproc} processes failed (exit {p.returncode}): {' '.join(cmd)}")
     return last
+
+# %% ../nbs/05_train.ipynb #06eea325
+@torch.no_grad()
+def source_scores(model,                # a calibrated RisNet (`fit_mode` 'calibrated')
+                  data_dir,             # its dataset, with the stored candidates (`cache_component_fit`)
+                  split:str='val',      # the split to read
+                  n:int=500,            # its first n scenes (at most all)
+                  batch_size:int=128,   # scenes per batch
+                 )->dict:               # flat arrays, one entry per fitted candidate
+    """What the calibrated hybrid's head says of each fitted candidate: its source probability, the truth (04
+    `source_labels`), the rule's choice (`kept`), its power below the scene's strongest component (dB) and its largest
+    coherence with a stronger component: the two quantities the rule thresholds."""
+    if not getattr(model, 'calibrated', False): raise ValueError("source_scores: the model is not a calibrated hybrid")
+    ds = ShardDataset(data_dir, split, derived=(COMPONENT_FIT,))
+    was, rows = model.training, []
+    model.eval()
+    for b in loader(ds, np.arange(min(n, len(ds))), batch_size):
+        m, C = b['cal_fit_mask'].bool(), b['cal_fit_mask'].shape[1]
+        pw = b['cal_fit_power'].double().clamp_min(1e-30)
+        up = torch.ones(C, C, dtype=torch.bool).tril(-1)                               # [i, j]: j is stronger
+        rows.append(dict(prob=torch.sigmoid(model(b)['src_logits'].float())[m], label=source_labels(model.cfg, b)[m],
+                         kept=b['cal_fit_kept'].bool()[m], rel_db=(10 * torch.log10(pw / pw[:, :1]))[m],
+                         coh_up=torch.where(up, b['cal_fit_coh'].float(), 0.0).amax(-1)[m]))
+    model.train(was)
+    return {k: torch.cat([r[k] for r in rows]).numpy() for k in rows[0]}
