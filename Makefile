@@ -41,9 +41,9 @@ demo: setup
 	    -p preset $(PRESET) -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/$(PRESET)
 	$(BIN)/ris_verify data/$(PRESET)
 	$(if $(filter %_real,$(PRESET)),$(BIN)/ris_calibrate data/$(PRESET) --n $(CAL_SCENES))
-	@echo "== 2/5 covariance and MUSIC audits =="
-	$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO_OUT)/02_covariance.ipynb --cwd nbs --progress-bar
-	$(BIN)/papermill nbs/02b_music.ipynb $(DEMO_OUT)/02b_music.ipynb --cwd nbs --progress-bar
+	@echo "== 2/5 covariance and MUSIC audits (the ideal tiny preset's; a real preset: its calibration instead) =="
+	$(if $(filter %_real,$(PRESET)),,$(BIN)/papermill nbs/02_covariance.ipynb $(DEMO_OUT)/02_covariance.ipynb --cwd nbs --progress-bar)
+	$(if $(filter %_real,$(PRESET)),,$(BIN)/papermill nbs/02b_music.ipynb $(DEMO_OUT)/02b_music.ipynb --cwd nbs --progress-bar)
 	@echo "== 3/5 HPO (resumes the study in $(DEMO_OUT)/hpo; a real deployment is calibrated first, once) =="
 	$(BIN)/papermill nbs/06_hpo.ipynb $(DEMO_OUT)/06_hpo.ipynb --cwd nbs --log-output \
 	    -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5

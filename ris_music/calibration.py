@@ -5,6 +5,8 @@
 # %% ../nbs/02d_calibration.ipynb #bb323dc2
 from __future__ import annotations
 import math, json, numbers, time
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import numpy as np
 import torch
@@ -342,7 +344,7 @@ def read_calibration(root,                # the dataset folder
 
 # %% ../nbs/02d_calibration.ipynb #5cda2c6e
 def cache_calibration(root,                # the dataset folder (a fixed deployment)
-                      n:int=None,          # calibration scenes: the first n of the train split (None: the stored calibration, else min(2000, all))
+                      n:int=None,          # the first n train scenes (None: the stored calibration, else up to 2000)
                       rounds:int=4,        # `calibrate`'s rounds
                       iters:int=15,        # its Levenberg-Marquardt iterations per round
                       cg_iters:int=40,     # its conjugate-gradient iterations per step
@@ -889,10 +891,10 @@ def calibrate_cli(argv=None):
                               seconds=round(time.time() - t0, 1))))
 
 # %% ../nbs/02d_calibration.ipynb #464fc3a1
-COMPONENT_FIT = 'cal_fit'      # derived data of the hybrid's candidates (root/derived/cal_fit/<split>); fields cal_fit_*
+COMPONENT_FIT = 'cal_fit'      # the hybrid's candidates as derived data (root/derived/cal_fit/<split>; cal_fit_*)
 COMPONENT_FIT_VERSION = 1      # bump when `component_fit` changes what it computes
 COMPONENT_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'margin', 'lead', 'kept', 'coh', 'K', 'resid')
-RULE_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K')  # the rule's sources (`robust_localize`), stored as cal_fit_rule_*
+RULE_FIELDS = ('phi', 'theta', 'r', 'power', 'mask', 'K')  # the rule's sources (`robust_localize`): cal_fit_rule_*
 
 # %% ../nbs/02d_calibration.ipynb #f34af2c8
 @torch.no_grad()
@@ -906,7 +908,8 @@ def component_fit(cfg:Config,            # the configuration (K_min, K_max, mp_s
     """`robust_localize`'s over-complete fit, component by component, as the learned hybrid's candidates: position,
     power, `margin` (log of the cost its removal adds, over the GLRT threshold), `lead` (a group's strongest),
     `kept` (one of the rule's K sources), `coh` (|<s_i, s_j>|^2 / |s_i|^2 |s_j|^2 of their amplitude streams, 1 when
-    one re-radiates the other), the rule's K and `resid` (the scene's residual over the noise's, L (M - C) sigma^2: 1 when the model is exact)."""
+    one re-radiates the other), the rule's K and `resid` (the scene's residual over the noise's, L (M - C) sigma^2: 1
+    when the model is exact)."""
     e, cfgx, nve, order, lead, K = _grouped_fit(cfg, y, H, codes, noise_var, None, alpha, coh_floor, floor)
     s, g = component_amplitudes(cfgx, e, y, H, codes)
     B, L, C = s.shape
@@ -954,6 +957,15 @@ def hybrid_inputs(cfg:Config,            # the configuration
         kept_sources(cfg, out)
     return dict(out, **{f'rule_{k}': rule[k] for k in RULE_FIELDS})
 
+# %% ../nbs/02d_calibration.ipynb #1f630e98
+def _component_chunk(root, split, start, stop, count_floor, floor):
+    "`hybrid_inputs` of scenes [start, stop) of a split, with the stored calibration, as numpy arrays (a worker's job)."
+    torch.set_num_threads(1)
+    cfg, cal = read_config(root), read_calibration(root)
+    b = add_calibration(cfg, ShardDataset(root, split, with_rsamp=False).__getitems__(np.arange(start, stop)), cal)
+    f = hybrid_inputs(cfg, b['y'], b['cal_H'][0], b['cal_response'], b['noise_var'], count_floor, floor)
+    return {k: v.numpy() for k, v in f.items()}
+
 # %% ../nbs/02d_calibration.ipynb #a5e65258
 def cache_component_fit(root,                              # the dataset folder (a calibrated fixed deployment)
                         splits:list=('train', 'val'),       # the splits to fit
@@ -961,6 +973,7 @@ def cache_component_fit(root,                              # the dataset folder 
                         overwrite:bool=False,               # fit again even if stored for this calibration and floor
                         progress:bool=True,                 # print a line per split fitted
                         floor:float=0.0,                    # the candidates' model-error floor
+                        workers:int=2,                      # worker processes (each one thread)
                        )->dict:                            # seconds per split fitted (none: every one was stored)
     """Store `hybrid_inputs` of every scene of the splits as derived data 'cal_fit' (batches get cal_fit_*), fitted
     with the stored calibration, the rule at the stored counting floor (0 if none was chosen), tied to both and to the
@@ -970,8 +983,9 @@ def cache_component_fit(root,                              # the dataset folder 
     splits = (splits,) if isinstance(splits, str) else tuple(splits)
     bad = [s for s in splits if s not in counts]
     if bad or not splits: raise ValueError(f"cache_component_fit: splits must be some of {list(counts)}, got {splits}")
-    if not (isinstance(chunk, numbers.Integral) and not isinstance(chunk, bool) and chunk >= 1):
-        raise ValueError(f"cache_component_fit: chunk must be an integer >= 1, got {chunk!r}")
+    for name, v in (('chunk', chunk), ('workers', workers)):
+        if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"cache_component_fit: {name} must be an integer >= 1, got {v!r}")
     secs = {}
     with hold_dataset(root, "fitting the hybrid's candidates") as mhash:
         cal, cfg = read_calibration(root), read_config(root)
@@ -980,16 +994,17 @@ def cache_component_fit(root,                              # the dataset folder 
         record = dict(calibration=_cal_id(cal), floor=float(floor), count_floor=cfl, version=COMPONENT_FIT_VERSION)
         for split in splits:
             if not counts[split] or (not overwrite and has_derived(root, COMPONENT_FIT, split, record)): continue
-            t0, ds = time.time(), ShardDataset(root, split, with_rsamp=False)
-            parts = []
-            for i in range(0, len(ds), chunk):
-                b = add_calibration(cfg, ds.__getitems__(np.arange(i, min(i + chunk, len(ds)))), cal)
-                f = hybrid_inputs(cfg, b['y'], b['cal_H'][0], b['cal_response'], b['noise_var'], cfl, floor)
-                parts.append({k: v.numpy() for k, v in f.items()})
+            t0, n = time.time(), counts[split]
+            jobs = [(root, split, i, min(i + chunk, n), cfl, float(floor)) for i in range(0, n, chunk)]
+            if workers > 1 and len(jobs) > 1:
+                import ris_music.calibration as lib                  # workers import the installed module
+                with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn')) as ex:
+                    parts = list(ex.map(lib._component_chunk, *zip(*jobs)))
+            else: parts = [_component_chunk(*j) for j in jobs]
             arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             write_derived(root, COMPONENT_FIT, split, arrays, record, manifest=mhash)
             secs[split] = round(time.time() - t0, 2)
-            if progress: print(f"hybrid candidates {split}: {len(ds)} scenes in {secs[split]:.1f} s", flush=True)
+            if progress: print(f"hybrid candidates {split}: {n} scenes in {secs[split]:.1f} s", flush=True)
     return secs
 
 # %% ../nbs/02d_calibration.ipynb #1f95891b

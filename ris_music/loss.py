@@ -93,7 +93,8 @@ def source_labels(cfg:Config,  # the configuration (the success tolerances)
                   gate:float=LABEL_GATE, # how far off a source's component may be: this many success tolerances
                  )->torch.Tensor: # (B, C) bool
     """Which candidates are a true source's direct path: paired with a true source (the least total cost, `match`)
-    and within `gate` success tolerances of it (each coordinate). The rest are scatterers, ghosts or sources fitted too far off."""
+    and within `gate` success tolerances of it (each coordinate). The rest are scatterers, ghosts or sources fitted
+    too far off."""
     fit = {k: batch[f'cal_fit_{k}'].float() for k in ('phi', 'theta', 'r')}
     m = batch['cal_fit_mask'].bool()
     C, Km = m.shape[-1], batch['phi'].shape[-1]

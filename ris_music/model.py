@@ -152,7 +152,7 @@ class RisNet(nn.Module):
     "Transformer over snapshot tokens with covariance-factor, K and auxiliary (phi, theta, r) heads."
 
     def __init__(self,
-                 cfg:Config,  # sizes (N, M, L, K_max), D_MODEL, NUM_HEADS, n_layers, dropout; the grid's steps; hybrid_fit
+                 cfg:Config,  # sizes (N, M, L, K_max), D_MODEL, NUM_HEADS, n_layers, dropout, grid steps, hybrid_fit
                 ):
         super().__init__()
         self.cfg = cfg
@@ -189,7 +189,8 @@ class RisNet(nn.Module):
 # %% ../nbs/03_model.ipynb #18885af8
 @patch
 def _encode(self:RisNet, batch):
-    "Candidate tokens (B, K_max, 6), or (B, C, 10 + C) calibrated,, the pooled embedding (B, D) and the candidates' outputs (B, K_max, D)."
+    """Candidate tokens (B, K_max, 6) (calibrated: (B, C, 13 + C)), the pooled embedding (B, D) and the candidates'
+    outputs (B, K_max or C, D)."""
     tk, th = tokens(batch)
     with record_function('candidates'):                                         # no gradient; cached on disk
         cand = (component_candidates if self.calibrated else candidates)(self.cfg, batch).to(tk.device)
@@ -358,7 +359,8 @@ def infer(
     coherent:bool=True,   # calibrated mode: place the head's sources in the coherent multipath model
 )->dict:                  # K, k_prob, k_from_head, R_eff, aux (the slots) and, with music, the estimates of `localize`
     """K-hat (K-head with confidence gate, coded-ML criterion fallback) and polished MUSIC estimates on R_eff; in
-    calibrated mode (`fit_mode`) the K best-scored candidates (placed in the coherent model), the rule's sources below the gate."""
+    calibrated mode (`fit_mode`) the K best-scored candidates (placed in the coherent model), the rule's sources below
+    the gate."""
     cfg = model.cfg
     (with_component_fit if model.calibrated else with_coded_ml)(cfg, batch)
     if out is None:
