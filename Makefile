@@ -32,6 +32,7 @@ PRESET ?= tiny_real
 # a real deployment's calibration scenes in the demo (chapter 02d: 2000 scenes gain about 0.02 success, at 4x the time)
 CAL_SCENES ?= 500
 DEMO_ROWS_tiny_real := ['hybrid', 'coded_ml', 'coded_ml_calibrated', 'coded_ml_oracle', 'coded_ml_genie', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR']
+DEMO_EPOCHS := $(if $(filter %_real,$(PRESET)),12,20)
 DEMO_OUT := $(if $(filter tiny,$(PRESET)),$(DEMO),$(DEMO)/$(PRESET))
 
 demo: setup
@@ -49,7 +50,7 @@ demo: setup
 	    -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5
 	@echo "== 4/5 training with the HPO's best.json (resumes $(DEMO_OUT)/train) =="
 	$(BIN)/papermill nbs/05_train.ipynb $(DEMO_OUT)/05_train.ipynb --cwd nbs --log-output \
-	    -p data_dir ../data/$(PRESET) -p params_json ../$(DEMO_OUT)/hpo/best.json -p epochs 20 -p out_dir ../$(DEMO_OUT)/train -p resume True
+	    -p data_dir ../data/$(PRESET) -p params_json ../$(DEMO_OUT)/hpo/best.json -p epochs $(DEMO_EPOCHS) -p out_dir ../$(DEMO_OUT)/train -p resume True
 	@echo "== 5/5 thresholds on validation, then the test split =="
 	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO_OUT)/07_eval.ipynb --cwd nbs --log-output \
 	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False \
