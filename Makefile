@@ -31,6 +31,7 @@ test: setup
 PRESET ?= tiny_real
 # a real deployment's calibration scenes in the demo (chapter 02d: 2000 scenes gain about 0.02 success, at 4x the time)
 CAL_SCENES ?= 500
+DEMO_BETAS_REAL := '[0.5, 1.0]'
 DEMO_ROWS_tiny_real := ['hybrid', 'coded_ml', 'coded_ml_calibrated', 'coded_ml_oracle', 'coded_ml_genie', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR']
 DEMO_EPOCHS := $(if $(filter %_real,$(PRESET)),12,20)
 DEMO_OUT := $(if $(filter tiny,$(PRESET)),$(DEMO),$(DEMO)/$(PRESET))
@@ -54,7 +55,7 @@ demo: setup
 	@echo "== 5/5 thresholds on validation, then the test split =="
 	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO_OUT)/07_eval.ipynb --cwd nbs --log-output \
 	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False \
-	    -p methods "$(DEMO_ROWS_$(PRESET))" $(if $(filter %_real,$(PRESET)),-p betas '[0.5, 1.0]')
+	    -p methods "$(DEMO_ROWS_$(PRESET))" $(if $(filter %_real,$(PRESET)),-p betas $(DEMO_BETAS_REAL))
 	@echo "demo done: executed notebooks in $(DEMO_OUT)/, report $(DEMO_OUT)/report.html, results $(DEMO_OUT)/results.json"
 
 NPROC ?= 2
