@@ -869,10 +869,12 @@ def calibrate_dataset(root,           # the dataset folder (a fixed deployment)
                       n:int=None,     # calibration scenes (None: the stored calibration, else min(2000, all))
                       **kw,           # further `cache_calibration` settings (rounds, iters, cg_iters, overwrite)
                      )->dict:         # `read_calibration`'s dict with count_floor (None without a val split)
-    """A fixed deployment's calibration (`cache_calibration`, from its train split) with its counting floor chosen on
-    up to 300 of its val scenes (`cache_count_floor`): what the calibrated rows and the learned hybrid need, each
-    computed once and stored with the dataset."""
+    """A fixed deployment's calibration (`cache_calibration`, from its train split) with its counting floor (the one
+    stored for this calibration, else chosen on up to 300 val scenes, `cache_count_floor`): what the calibrated rows
+    and the learned hybrid need, each computed once and stored with the dataset."""
     cal = cache_calibration(root, n=n, **kw)
+    try: return dict(cal, count_floor=read_count_floor(root)['floor'])        # chosen for this calibration already
+    except DataError: pass
     n_fl = min(300, read_manifest(root)['counts']['val'])
     return dict(cal, count_floor=cache_count_floor(root, n=n_fl)['floor'] if n_fl else None)
 
