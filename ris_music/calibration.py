@@ -1035,7 +1035,8 @@ def coherent_refit(cfg:Config,   # the configuration (mp_scatterers: the most pe
                   )->dict:       # estimate dict of the sources (B, K_max), K = sel's count
     """The coherent multipath model started from a chosen set of direct paths: every other fitted component becomes a
     scatterer of the chosen one it is most coherent with (at most mp_scatterers each), the state is grown by
-    `coherent_scatterers`, and each source's strongest component is its direct path (as in `coherent_localize`)."""
+    `coherent_scatterers`, and each source's strongest component is its direct path (as in `coherent_localize`); one left without a
+    component keeps its chosen component's position."""
     y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))
     m, K = fit['mask'].bool(), sel.sum(-1).long()
     cfgx = _with_components(cfg, m.shape[-1])
@@ -1046,4 +1047,8 @@ def coherent_refit(cfg:Config,   # the configuration (mp_scatterers: the most pe
     grid = coded_ml_grid(cfg, *CODED_ML_OSR)
     dic = grid_dictionary(cfg, _grid_on(grid, y.device)[0], H, codes)
     st = coherent_scatterers(cfg, y, H, codes, nv, _padded(st, cfg), dic, grid, cfg.mp_scatterers, cfg.cml_pfa)
-    return _direct_paths(cfg, st, K.clamp(max=cfg.K_max))
+    chosen = dict(fit, power=fit.get('power', fit['phi'] * 0))
+    out, start = _direct_paths(cfg, st, K.clamp(max=cfg.K_max)), kept_sources(cfg, chosen, sel.bool() & m, K)
+    empty = out['mask'] & ~(out['r'] > 0)                       # a source the growth left without a component
+    keep = lambda k: torch.where(empty, start[k].to(out[k]), out[k])
+    return dict(out, **{k: keep(k) for k in ('phi', 'theta', 'r')})
