@@ -1035,8 +1035,8 @@ def coherent_refit(cfg:Config,   # the configuration (mp_scatterers: the most pe
                   )->dict:       # estimate dict of the sources (B, K_max), K = sel's count
     """The coherent multipath model started from a chosen set of direct paths: every other fitted component becomes a
     scatterer of the chosen one it is most coherent with (at most mp_scatterers each), the state is grown by
-    `coherent_scatterers`, and each source's strongest component is its direct path (as in `coherent_localize`); one left without a
-    component keeps its chosen component's position."""
+    `coherent_scatterers`, and each source's strongest component is its direct path (as in `coherent_localize`); one
+    left without a component keeps its chosen component's position."""
     y, H, codes = (as_tensor(x).to(torch.complex128) for x in (y, H, codes))
     m, K = fit['mask'].bool(), sel.sum(-1).long()
     cfgx = _with_components(cfg, m.shape[-1])
