@@ -5,16 +5,15 @@
 # %% ../nbs/02d_calibration.ipynb #bb323dc2
 from __future__ import annotations
 import math, json, numbers, time
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, as_tensor, to_points, from_points, source_mask, search_box, read_json
-from .core import cli_options, cli_errors
+from .core import cli_options, cli_errors, parse_part, FolderLocked
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
-from .data import _write_derived_folder, write_derived, has_derived
+from .data import _write_derived_folder, write_derived, has_derived, chunked_derived, part_lock
+from .data import running_parts, drop_parts
 from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
 from .coded_ml import _lm_step, _lm_loop, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR
 from .coded_ml import grid_dictionary, n_cells_default
@@ -28,8 +27,8 @@ __all__ = ['CALIBRATION', 'CALIBRATION_VERSION', 'FLOORS', 'COUNT_FLOOR', 'COUNT
            'calibrate', 'write_calibration', 'read_calibration', 'cache_calibration', 'add_calibration',
            'component_amplitudes', 'coherent_leaders', 'robust_localize', 'genie_localize', 'signature_manifold',
            'coherent_fit', 'coherent_refine', 'coherent_scatterers', 'coherent_localize', 'coherent_genie',
-           'tune_floor', 'cache_count_floor', 'read_count_floor', 'calibrate_dataset', 'calibrate_cli', 'component_fit',
-           'kept_sources', 'hybrid_inputs', 'cache_component_fit', 'with_component_fit', 'coherent_refit']
+           'tune_floor', 'cache_count_floor', 'read_count_floor', 'calibrate_dataset', 'component_fit', 'kept_sources',
+           'hybrid_inputs', 'cache_component_fit', 'with_component_fit', 'calibrate_cli', 'coherent_refit']
 
 # %% ../nbs/02d_calibration.ipynb #e156d792
 def code_levels(cfg:Config)->int:
@@ -878,20 +877,6 @@ def calibrate_dataset(root,           # the dataset folder (a fixed deployment)
     n_fl = min(300, read_manifest(root)['counts']['val'])
     return dict(cal, count_floor=cache_count_floor(root, n=n_fl)['floor'] if n_fl else None)
 
-# %% ../nbs/02d_calibration.ipynb #33ab69e0
-def calibrate_cli(argv=None):
-    "ris_calibrate DIR: calibrate a fixed deployment's dataset and choose its counting floor (`calibrate_dataset`)."
-    import argparse
-    ap = argparse.ArgumentParser(prog='ris_calibrate', description=calibrate_cli.__doc__)
-    ap.add_argument('root', help='the dataset folder')
-    cli_options(ap, cache_calibration, skip=('root',))
-    a = vars(ap.parse_args(argv))
-    with cli_errors('ris_calibrate'):
-        t0 = time.time()
-        cal = calibrate_dataset(**a)
-        print(json.dumps(dict(root=a['root'], n=cal['n'], rounds=len(cal['history']), count_floor=cal['count_floor'],
-                              seconds=round(time.time() - t0, 1))))
-
 # %% ../nbs/02d_calibration.ipynb #464fc3a1
 COMPONENT_FIT = 'cal_fit'      # the hybrid's candidates as derived data (root/derived/cal_fit/<split>; cal_fit_*)
 COMPONENT_FIT_VERSION = 1      # bump when `component_fit` changes what it computes
@@ -976,10 +961,13 @@ def cache_component_fit(root,                              # the dataset folder 
                         progress:bool=True,                 # print a line per split fitted
                         floor:float=0.0,                    # the candidates' model-error floor
                         workers:int=2,                      # worker processes (each one thread)
+                        part:str=None,                      # 'i/n': only part i of n of the chunks (a job array's task)
+                        finalize:bool=False,                # fit nothing: join the chunks the parts stored
                        )->dict:                            # seconds per split fitted (none: every one was stored)
     """Store `hybrid_inputs` of every scene of the splits as derived data 'cal_fit' (batches get cal_fit_*), fitted
     with the stored calibration, the rule at the stored counting floor (0 if none was chosen), tied to both and to the
-    version."""
+    version. With `part` only part i/n of the chunks is fitted and stored (`chunked_derived`, one task of a job
+    array); the last run (`finalize`, or a plain one that fits what is left) joins them."""
     root = Path(root)
     counts = read_manifest(root)['counts']
     splits = (splits,) if isinstance(splits, str) else tuple(splits)
@@ -989,24 +977,26 @@ def cache_component_fit(root,                              # the dataset folder 
         if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
             raise ValueError(f"cache_component_fit: {name} must be an integer >= 1, got {v!r}")
     secs = {}
-    with hold_dataset(root, "fitting the hybrid's candidates") as mhash:
+    part = parse_part(part)
+    if part and finalize: raise ValueError("cache_component_fit: part and finalize: give one of them")
+    with hold_dataset(root, "fitting the hybrid's candidates") as mhash, part_lock(root, COMPONENT_FIT, part):
+        if part is None and running_parts(root, COMPONENT_FIT):
+            raise FolderLocked(f"{root}: candidate-fit parts {', '.join(running_parts(root, COMPONENT_FIT))} are "
+                               "running; join their chunks when they have finished")
         cal, cfg = read_calibration(root), read_config(root)
         try: cfl = read_count_floor(root)['floor']
         except DataError: cfl = 0.0
         record = dict(calibration=_cal_id(cal), floor=float(floor), count_floor=cfl, version=COMPONENT_FIT_VERSION)
         for split in splits:
             if not counts[split] or (not overwrite and has_derived(root, COMPONENT_FIT, split, record)): continue
-            t0, n = time.time(), counts[split]
-            jobs = [(root, split, i, min(i + chunk, n), cfl, float(floor)) for i in range(0, n, chunk)]
-            if workers > 1 and len(jobs) > 1:
-                import ris_music.calibration as lib                  # workers import the installed module
-                with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn')) as ex:
-                    parts = list(ex.map(lib._component_chunk, *zip(*jobs)))
-            else: parts = [_component_chunk(*j) for j in jobs]
-            arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            write_derived(root, COMPONENT_FIT, split, arrays, record, manifest=mhash)
-            secs[split] = round(time.time() - t0, 2)
-            if progress: print(f"hybrid candidates {split}: {n} scenes in {secs[split]:.1f} s", flush=True)
+            out = chunked_derived(root, COMPONENT_FIT, split, 'ris_music.calibration:_component_chunk',
+                                  (cfl, float(floor)), record, mhash, chunk, workers, part, finalize,
+                                  rerun=f'ris_calibrate {root} --part')
+            secs[split] = out['seconds']
+            what = f'part {part[0]}/{part[1]} of ' if part else ''
+            if progress: print(f"hybrid candidates {split}: {what}{counts[split]} scenes in {secs[split]:.1f} s",
+                               flush=True)
+        if part is None: drop_parts(root, COMPONENT_FIT)
     return secs
 
 # %% ../nbs/02d_calibration.ipynb #1f95891b
@@ -1024,6 +1014,32 @@ def with_component_fit(cfg:Config,  # the configuration
     f = hybrid_inputs(cfg, batch['y'], H, batch['cal_response'], batch['noise_var'], floor)
     batch.update({f'cal_fit_{k}': v.to(batch['y'].device) for k, v in f.items()})
     return batch
+
+# %% ../nbs/02d_calibration.ipynb #33ab69e0
+def calibrate_cli(argv=None):
+    """ris_calibrate DIR: calibrate a fixed deployment's dataset and choose its counting floor (`calibrate_dataset`);
+    with --candidates also fit the learned hybrid's candidates of train and val (`cache_component_fit`), and with
+    --part i/n only part i of those fits (the calibration must be stored: one plain run first), --finalize to join."""
+    import argparse
+    ap = argparse.ArgumentParser(prog='ris_calibrate', description=calibrate_cli.__doc__)
+    ap.add_argument('root', help='the dataset folder')
+    cli_options(ap, cache_calibration, skip=('root',))
+    ap.add_argument('--candidates', action='store_true', help="also fit the hybrid's candidates (train and val)")
+    cli_options(ap, cache_component_fit, skip=('root', 'splits', 'overwrite', 'progress', 'floor'))
+    a = vars(ap.parse_args(argv))
+    fit = {k: a.pop(k) for k in ('chunk', 'workers', 'part', 'finalize')}
+    with cli_errors('ris_calibrate'):
+        t0, cand = time.time(), a.pop('candidates') or fit['part'] is not None or fit['finalize']
+        if fit['part'] is not None:                    # a task of a job array: the stored calibration, never a new one
+            parse_part(fit['part'])
+            try: cal = dict(read_calibration(a['root']), count_floor=read_count_floor(a['root'])['floor'])
+            except DataError as e:
+                raise DataError(f"{e}; --part fits candidates with the stored calibration: run ris_calibrate "
+                                f"{a['root']} once (one task) before the parts") from None
+        else: cal = calibrate_dataset(**a)
+        secs = cache_component_fit(a['root'], **fit) if cand else {}
+        print(json.dumps(dict(root=a['root'], n=cal['n'], rounds=len(cal['history']), count_floor=cal['count_floor'],
+                              candidates=secs, seconds=round(time.time() - t0, 1))))
 
 # %% ../nbs/02d_calibration.ipynb #2dc9dbd2
 @torch.no_grad()

@@ -5,16 +5,14 @@
 # %% ../nbs/02c_coded_ml.ipynb #cml00003
 from __future__ import annotations
 import os, sys, json, math, time, functools, contextlib, numbers, warnings, inspect
-from concurrent.futures import ProcessPoolExecutor
-import multiprocessing as mp
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, positions, direction, search_box, source_mask, as_tensor, NonFiniteError
 from .core import SearchGrid, clamp_box, to_points, from_points, damped_newton, cat_batches
-from .core import cli_options, cli_errors
+from .core import cli_options, cli_errors, parse_part, FolderLocked
 from .data import ShardDataset, read_manifest, read_config, write_derived, has_derived, derived_dir
-from .data import hold_dataset
+from .data import hold_dataset, chunked_derived, part_lock, running_parts, drop_parts, PARTS_DIR
 
 # %% auto #0
 __all__ = ['CODED_ML_OSR', 'CODED_ML_FIELDS', 'CODED_ML_VERSION', 'coded_ml_grid', 'n_cells_default', 'steering_derivs',
@@ -950,18 +948,11 @@ def _check_writable(root):
                               "cannot be cached; make it writable or copy the dataset to a writable folder")
 
 # %% ../nbs/02c_coded_ml.ipynb #321dd426
-def _cache_split(root, split, n, cfg, settings, record, workers, chunk, mhash):
-    "Compute the coded-ML estimates of a split's n samples in jobs of `chunk` and write them; returns the seconds."
-    jobs = [(root, split, i, min(i + chunk, n), cfg, settings) for i in range(0, n, chunk)]
-    t0 = time.time()
-    if workers > 1 and len(jobs) > 1:
-        import ris_music.coded_ml as lib                  # workers import the installed module
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn')) as ex:
-            parts = list(ex.map(lib._coded_ml_chunk, *zip(*jobs)))
-    else: parts = [_coded_ml_chunk(*j) for j in jobs]
-    arrays = {k: np.concatenate([p[k] for p in parts]) for k in CODED_ML_FIELDS}
-    write_derived(root, 'coded_ml', split, arrays, record, manifest=mhash)
-    return round(time.time() - t0, 2)
+def _cache_split(root, split, n, cfg, settings, record, workers, chunk, mhash, part=None, finalize=False):
+    "The coded-ML estimates of a split's n samples in chunks of `chunk` (`chunked_derived`: all, or one part); seconds."
+    out = chunked_derived(root, 'coded_ml', split, 'ris_music.coded_ml:_coded_ml_chunk', (cfg, settings), record,
+                          mhash, chunk, workers, part, finalize, rerun=f'ris_coded_ml {root} --part')
+    return out['seconds']
 
 # %% ../nbs/02c_coded_ml.ipynb #ceb5c2bc
 def cache_coded_ml(root:str,                              # the dataset folder
@@ -970,15 +961,21 @@ def cache_coded_ml(root:str,                              # the dataset folder
                    workers:int=2,                         # worker processes
                    chunk:int=256,                         # samples per job
                    progress:bool=True,                    # print a line per split computed
+                   part:str=None,                         # 'i/n': only part i of n of the chunks (a job array's task)
+                   finalize:bool=False,                   # compute nothing: join the chunks the parts stored
                    **settings,                            # further `coded_ml_localize` settings
                   ):
     """Compute (or reuse) the coded-ML estimates of every sample of the splits as derived data 'coded_ml'.
 
     `cfg` (default: the dataset's) sets the model-order rule (cml_criterion, cml_pfa); a cache made with another rule,
     other estimator settings or another CODED_ML_VERSION is recomputed. The dataset is held (`hold_dataset`) from the
-    first read to the last write, so `ris_generate --overwrite` cannot replace it meanwhile."""
+    first read to the last write, so `ris_generate --overwrite` cannot replace it meanwhile. With `part` it stores
+    only part i/n's chunks (`chunked_derived`); the last run, with `finalize` (or without, to compute what is left),
+    joins them, refused while a part still runs."""
+    part = parse_part(part)
+    if part and finalize: raise ValueError(f"cache_coded_ml: part {part[0]}/{part[1]} and finalize: give one of them")
     read_manifest(root)                                   # a clear error, before anything, if it is no dataset
-    with hold_dataset(root, 'ris_coded_ml') as mhash:
+    with hold_dataset(root, 'ris_coded_ml') as mhash, part_lock(root, 'coded_ml', part):
         counts = read_manifest(root)['counts']
         splits = _check_cache(root, splits, counts, workers, chunk, settings)
         cfg = cfg or read_config(root)
@@ -986,12 +983,18 @@ def cache_coded_ml(root:str,                              # the dataset folder
                       early_stop=False)
         todo = [s for s in splits if counts[s] and not has_derived(root, 'coded_ml', s, record)]
         if todo: _check_writable(root)
+        if part is None and running_parts(root, 'coded_ml'):
+            raise FolderLocked(f"{root}: coded-ML parts {', '.join(running_parts(root, 'coded_ml'))} are running; "
+                               "join their chunks when they have finished")
         done = {}
         for split in todo:
-            done[split] = _cache_split(root, split, counts[split], cfg, settings, record, workers, chunk, mhash)
+            done[split] = _cache_split(root, split, counts[split], cfg, settings, record, workers, chunk, mhash,
+                                       part, finalize)
             if progress:
-                where = derived_dir(root, 'coded_ml', split)
-                print(f'coded-ML {split}: {counts[split]} samples in {done[split]:.1f} s -> {where}', flush=True)
+                what = f'part {part[0]}/{part[1]} of ' if part else ''
+                where = ' -> ' + str(derived_dir(root, 'coded_ml', split)) if part is None else ''
+                print(f'coded-ML {split}: {what}{counts[split]} samples in {done[split]:.1f} s{where}', flush=True)
+        if part is None: drop_parts(root, 'coded_ml')
     return done
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00039

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #b937d896
 from __future__ import annotations
-import os, sys, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, ast, argparse, inspect
+import os, re, sys, json, math, time, socket, fcntl, difflib, warnings, dataclasses, contextlib, ast, argparse, inspect
 from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
@@ -20,7 +20,7 @@ __all__ = ['CONFIG_FIELDS', 'Config', 'CONFIG_RULES', 'DERIVED', 'PRESETS', 'REA
            'check_keys', 'load_preset', 'positions', 'as_tensor', 'real_dtype', 'NonFiniteError', 'direction',
            'steering', 'source_mask', 'search_box', 'to_box', 'from_box', 'clamp_box', 'to_points', 'from_points',
            'SearchGrid', 'damped_newton', 'cat_batches', 'quantize_phase', 'dft_codebook', 'make_codebook', 'budget',
-           'report', 'dist_env', 'cli_options', 'cli_errors']
+           'report', 'dist_env', 'cli_options', 'cli_errors', 'parse_part', 'part_of']
 
 # %% ../nbs/00_core.ipynb #atomic02
 def atomic_write(path, write):
@@ -721,3 +721,26 @@ def cli_errors(prog:str):  # the command's name, the first word of each message
     finally:
         warnings.formatwarning = fmt
         if dist.is_initialized(): dist.destroy_process_group()
+
+# %% ../nbs/00_core.ipynb #29f408c0
+def parse_part(part,  # 'i/n' (1 <= i <= n), an (i, n) pair, or None: the whole job
+              )->tuple|None:  # (i, n), or None
+    "The part `i/n` of a job that a task runs, checked; None for the whole job."
+    if part is None or part == '': return None
+    if isinstance(part, str):
+        m = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', part)
+        if not m: raise ValueError(f"part must be 'i/n' with 1 <= i <= n (e.g. 2/4), got {part!r}")
+        part = int(m[1]), int(m[2])
+    ok = isinstance(part, (tuple, list)) and len(part) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                     for v in part)
+    if not ok or not 1 <= part[0] <= part[1]:
+        raise ValueError(f"part must be 'i/n' with 1 <= i <= n (e.g. 2/4), got {part!r}")
+    return tuple(part)
+
+# %% ../nbs/00_core.ipynb #f93ed8ff
+def part_of(items,     # the pieces of a job, in their order
+            part=None, # `parse_part`'s (i, n), or 'i/n'; None: all
+           )->list:    # the pieces part i runs: items i-1, i-1+n, ...
+    "The pieces of a job that part `i/n` runs (round robin); all of them for None."
+    part = parse_part(part)
+    return list(items) if part is None else list(items)[part[0] - 1::part[1]]

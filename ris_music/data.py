@@ -4,9 +4,9 @@
 
 # %% ../nbs/01_data.ipynb #3d6e363e
 from __future__ import annotations
-import os, re, sys, json, math, time, shutil, hashlib, argparse, contextlib
+import os, re, sys, json, math, time, fcntl, shutil, hashlib, argparse, importlib, contextlib
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 import multiprocessing as mp
 import numpy as np
 import torch
@@ -17,18 +17,19 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 from .core import Config, load_preset, steering, make_codebook, positions, as_tensor, read_json
 from .core import atomic_write, atomic_write_text, source_mask, dir_lock, FolderLocked, real_dtype
-from .core import cli_options, cli_errors
+from .core import cli_options, cli_errors, parse_part, part_of
 from .impairments import (REAL_FIELDS, is_ideal, ideal_hardware, deployment_generator, channel_estimate,
                           draw_ris_hardware, ris_response, draw_scatterers, scattered_field)
 
 # %% auto #0
-__all__ = ['RIS_FIELDS', 'FIXED_FIELDS', 'GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'REAL_TRUTH', 'DEPLOYMENT_DIR', 'DEMO_DATASET',
-           'DEMO_DIR', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right', 'backproject', 'r_samp',
-           'make_deployment', 'simulate', 'complete_batch', 'shard_fields', 'shard_seed', 'config_hash', 'sha256',
-           'save_npy', 'write_shard', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
+__all__ = ['RIS_FIELDS', 'FIXED_FIELDS', 'GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'REAL_TRUTH', 'PARTS_DIR', 'DEPLOYMENT_DIR',
+           'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
+           'backproject', 'r_samp', 'make_deployment', 'simulate', 'complete_batch', 'shard_fields', 'shard_seed',
+           'config_hash', 'sha256', 'save_npy', 'write_shard', 'part_lock', 'running_parts', 'drop_parts',
+           'unfinished_parts', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
            'read_deployment', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived',
-           'has_derived', 'ShardDataset', 'loader', 'to_device', 'n_samples', 'check_data', 'verify_dataset',
-           'verify_cli', 'generate_cli']
+           'has_derived', 'ShardDataset', 'chunked_derived', 'loader', 'to_device', 'n_samples', 'check_data',
+           'verify_dataset', 'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #11bae7af
 def _too_close(phi, theta, sep):
@@ -577,6 +578,78 @@ def _check_foreign(root):
         raise FileExistsError(f"{other[0]}{more}: not a shard folder of ris_generate (five digits, only shard files); "
                               f"generating into {root} could delete or mix it: move it away, or use another out_dir")
 
+# %% ../nbs/01_data.ipynb #11e9ffa9
+PARTS_DIR = '.parts'  # the parts' locks of a dataset's jobs: root/.parts/<job>-<i>-of-<n>/.lock
+
+
+@contextlib.contextmanager
+def part_lock(root,       # the dataset folder
+              job:str,    # the job's name ('generate', 'coded_ml', ...)
+              part=None,  # `parse_part`'s (i, n); None: nothing is held
+             ):
+    "Hold part i/n of `job` on dataset `root` for the block (an exclusive `dir_lock`): FolderLocked if it runs already."
+    if part is None:
+        yield None
+        return
+    with dir_lock(Path(root) / PARTS_DIR / f'{job}-{part[0]}-of-{part[1]}', f'{job} part {part[0]}/{part[1]}') as d:
+        yield d
+
+# %% ../nbs/01_data.ipynb #f5eb047b
+def _part_dirs(root, job):
+    "{(i, n): folder} of the parts' lock folders of `job` under root/.parts."
+    d, out = Path(root) / PARTS_DIR, {}
+    for e in sorted(d.iterdir()) if d.is_dir() else []:
+        m = re.fullmatch(re.escape(job) + r'-(\d+)-of-(\d+)', e.name)
+        if m and e.is_dir() and not e.is_symlink(): out[(int(m[1]), int(m[2]))] = e
+    return out
+
+# %% ../nbs/01_data.ipynb #c4b7d4d5
+def running_parts(root,     # the dataset folder
+                  job:str,  # the job's name
+                 )->list:   # ['i/n', ...] of the parts of `job` whose lock is held now
+    "The parts of `job` that are running now on dataset `root` (on any machine that shares the folder's locks)."
+    busy = []
+    for (i, n), d in _part_dirs(root, job).items():
+        try: f = open(d / '.lock', 'a+')
+        except OSError: continue
+        with f:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: busy.append(f'{i}/{n}')
+    return busy
+
+# %% ../nbs/01_data.ipynb #822d4c88
+def drop_parts(root,     # the dataset folder
+               job:str,  # the job's name
+              ):
+    "Remove the lock folders of `job`'s parts that are idle and hold nothing but the lock (and .parts if then empty)."
+    busy = set(running_parts(root, job))
+    for (i, n), d in _part_dirs(root, job).items():
+        if f'{i}/{n}' not in busy and {e.name for e in d.iterdir()} <= {'.lock'}: shutil.rmtree(d)
+    d = Path(root) / PARTS_DIR
+    if d.is_dir() and not d.is_symlink() and not any(d.iterdir()): d.rmdir()
+
+# %% ../nbs/01_data.ipynb #dddac6fd
+def unfinished_parts(root,       # the dataset folder
+                     job:str,    # the job's name
+                     pieces:list,# the job's pieces, in their order (as `part_of` cut them)
+                     missing:list,  # the pieces not done
+                     what:str,   # what a piece is ('shards', 'chunks of 256 scenes')
+                     rerun:str,  # the command that runs a part
+                    )->str:      # the message
+    """What the last step of a job cut into parts says when pieces are missing: how many, the first of them, and which
+    parts (i/n, read from the parts' lock folders when they all say one n) have not finished."""
+    ns = {n for _, n in _part_dirs(root, job)}
+    who = ''
+    if len(ns) == 1:
+        n = ns.pop()
+        idx = {p: k for k, p in enumerate(pieces)}
+        who = '; unfinished parts: ' + ', '.join(f'{i}/{n}' for i in sorted({idx[p] % n + 1 for p in missing}))
+    first = ', '.join('/'.join(str(v) for v in p[:2]) if isinstance(p, tuple) else str(p) for p in missing[:3])
+    running = running_parts(root, job)
+    busy = f" (running now: {', '.join(running)})" if running else ''
+    return (f"{root}: {len(missing)} of {len(pieces)} {what} are missing ({first}{', ...' if len(missing) > 3 else ''})"
+            f"{who}{busy}; run those parts ({rerun} i/n) to the end, then the last step again")
+
 # %% ../nbs/01_data.ipynb #e0cacd32
 def generate_dataset(cfg:Config,  # the configuration (its physics fields fix the data)
                      out_dir,  # the dataset folder (created if needed; locked while generating)
@@ -589,12 +662,21 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
                      deployment_seed:int=None,  # the deployment's seed (channel, its estimate, RIS); None: seed
                      progress:bool=True,  # show a progress bar over the shards
                      overwrite:bool=False,  # replace a dataset of another config, seed or shard size, or shrink one
-                    )->dict:  # the manifest
+                     part:str=None,  # 'i/n': only part i of n of the shards (one task of a job array), no manifest
+                     finalize:bool=False,  # write no shard: check that the parts wrote them all, write the manifest
+                    )->dict:  # the manifest (a part: its counts and what it wrote)
     """Generate (or complete) a sharded dataset for `cfg` under `out_dir`; returns the manifest. The folder is locked
     while it runs (and refused while anybody holds it, `hold_dataset`); a dataset of another config, seed or shard
     size, or a smaller one, is replaced only with `overwrite`. Only its own shard folders are ever deleted: any other
-    folder under a split folder is an error before any work. Arguments are checked before anything is created."""
+    folder under a split folder is an error before any work. Arguments are checked before anything is created.
+
+    On a cluster, n tasks run `part='i/n'` at once on a shared folder (`_generate_part`: each writes its shards and
+    nothing else), and a last run with `finalize` checks that every shard is there and writes the manifest."""
     _checked_run(cfg, out_dir, workers, seed, overwrite, progress)
+    part = parse_part(part)
+    if part and (finalize or overwrite):
+        raise ValueError(f"generate_dataset: part {part[0]}/{part[1]} writes shards only: finalize (the last step) and "
+                         "overwrite (a part never replaces a dataset) go without part")
     if deployment_seed is not None and (not isinstance(deployment_seed, int) or isinstance(deployment_seed, bool)
                                         or not 0 <= deployment_seed < 2 ** 63):
         raise ValueError(f"generate_dataset: deployment_seed must be an int in [0, 2^63) or None, got "
@@ -604,6 +686,7 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
     _check_foreign(root)
     draw_scenes(cfg, 64, torch.Generator().manual_seed(0))  # a min_sep_deg that cannot be met: an error here, no later
     root.mkdir(parents=True, exist_ok=True)
+    if part: return _generate_part(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed, part)
     with dir_lock(root, 'ris_generate'):
         diff = _replaces(root, cfg, counts, shard_size, seed, deployment_seed)
         if diff and not overwrite:
@@ -611,7 +694,7 @@ def generate_dataset(cfg:Config,  # the configuration (its physics fields fix th
                                   "delete its shards. Use another folder, or overwrite=True (ris_generate --overwrite)")
         if diff:                                            # a crash from here on leaves no manifest over mixed shards
             (root / 'manifest.json').unlink(missing_ok=True)
-        return _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed)
+        return _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed, finalize)
 
 # %% ../nbs/01_data.ipynb #a0f87305
 DEPLOYMENT_DIR = 'deployment'  # the folder of a dataset's deployment (real worlds only)
@@ -643,12 +726,15 @@ def _drop_deployment(root):
     if not any(d.iterdir()): d.rmdir()
 
 # %% ../nbs/01_data.ipynb #e0e66372
-def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed=None):
-    """Write the shards of the plan that are not on disk yet, the codebook, the deployment (real worlds) and the
-    manifest; drop shards beyond it."""
+def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed=None, finalize=False):
+    """Write the shards of the plan that are not on disk yet (`finalize`: none; an error naming the parts that have
+    not finished), the codebook, the deployment (real worlds) and the manifest; drop shards beyond it, and the parts'
+    locks."""
     plan = _plan(counts, shard_size)
     recs = {(s, i): _existing(root, cfg, s, i, n, seed, deployment_seed) for s, i, n in plan}
     todo = [(s, i, n) for s, i, n in plan if recs[(s, i)] is None]
+    if finalize and todo:
+        raise FileNotFoundError(unfinished_parts(root, 'generate', plan, todo, 'shards', 'ris_generate ... --part'))
     t0 = time.time()
     recs.update(_write_shards(cfg, root, todo, workers, seed, progress, deployment_seed))
     cbp = root / 'codebook.npy'
@@ -661,6 +747,7 @@ def _generate(cfg, root, counts, shard_size, workers, seed, progress, deployment
     if dep is not None: man['deployment'] = dep
     man['generated'] = dict(shards=len(todo), seconds=round(time.time() - t0, 3))
     atomic_write_text(root / 'manifest.json', json.dumps(man, indent=1))
+    drop_parts(root, 'generate')
     return man
 
 # %% ../nbs/01_data.ipynb #bcc11759
@@ -1180,6 +1267,73 @@ def check_all(self:ShardDataset):
     for s in range(len(self.shards)):
         if s not in self.verified: self.check_shard(s)
 
+# %% ../nbs/01_data.ipynb #9a861e04
+def _job(job):
+    "A chunk job: a function, or 'module:function' (the form worker processes can import)."
+    if callable(job): return job
+    mod, _, name = str(job).partition(':')
+    return getattr(importlib.import_module(mod), name)
+
+# %% ../nbs/01_data.ipynb #fc6ce248
+def _run_chunks(root, split, job, args, starts, chunk, n, workers):
+    "Yield (start, arrays) of the chunks at `starts` as they finish, each on one thread (`workers` processes if > 1)."
+    jobs = [(root, split, s, min(s + chunk, n), *args) for s in starts]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context('spawn'),
+                                 initializer=_init_worker) as ex:
+            futs = {ex.submit(_job(job), *j): j[2] for j in jobs}
+            for f in as_completed(futs): yield futs[f], f.result()
+        return
+    threads = torch.get_num_threads()
+    try:
+        for j in jobs:
+            torch.set_num_threads(1)
+            yield j[2], _job(job)(*j)
+    finally: torch.set_num_threads(threads)
+
+# %% ../nbs/01_data.ipynb #9078b4c3
+_CHUNKS = re.compile(r'\.(train|val|test)\.chunks-[0-9a-f]{12}')   # a split's stored chunks (ours to delete)
+
+
+def chunked_derived(root,                 # the dataset folder
+                    name:str,             # the derived data's name (and the job's, for its parts' locks)
+                    split:str,            # 'train', 'val' or 'test'
+                    job,                  # job(root, split, start, stop, *args) -> {field: array}; or 'module:function'
+                    args:tuple=(),        # the job's further arguments
+                    settings:dict=None,   # what the data are computed with (`write_derived`)
+                    manifest:str=None,    # the manifest hash the job reads (`hold_dataset`)
+                    chunk:int=256,        # scenes per chunk
+                    workers:int=1,        # processes (more than one: `job` as 'module:function')
+                    part=None,            # 'i/n': only part i's chunks, stored for the last step; None: all, joined
+                    finalize:bool=False,  # compute no chunk: join those the parts stored (an error if one is missing)
+                    rerun:str='the job with --part',  # how a part is run (for the message of a missing chunk)
+                   )->dict:               # chunks (this run's), computed, seconds, written (the folder, or None)
+    "Derived data `name` of a split from a chunk job, chunk by chunk (resumable), whole or in parts (see above)."
+    part = parse_part(part)
+    if part and finalize: raise ValueError(f"chunked_derived {name!r}: part and finalize: give one of them")
+    _check_derived_args(name, split)
+    n = read_manifest(root)['counts'][split]
+    key = hashlib.sha256(json.dumps([name, settings, manifest, chunk, n], sort_keys=True, default=str).encode())
+    d = derived_dir(root, name, split).with_name(f'.{split}.chunks-{key.hexdigest()[:12]}')
+    starts = list(range(0, n, chunk))
+    mine = part_of(starts, part)
+    todo = [s for s in mine if not (d / f'{s:09d}.npz').exists()]
+    if finalize and todo:
+        raise FileNotFoundError(unfinished_parts(root, name, starts, todo, f'chunks of {chunk} {split} scenes', rerun))
+    t0 = time.time()
+    if todo: d.mkdir(parents=True, exist_ok=True)
+    for s, arrays in _run_chunks(root, split, job, args, todo, chunk, n, workers):
+        atomic_write(d / f'{s:09d}.npz', lambda t: np.savez(open(t, 'wb'), **arrays))
+    out = dict(chunks=len(mine), computed=len(todo), seconds=None, written=None)
+    if part is None and n:
+        parts = [dict(np.load(d / f'{s:09d}.npz')) for s in starts]
+        arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        out['written'] = write_derived(root, name, split, arrays, settings, manifest)
+        for e in d.parent.iterdir():                     # this split's chunks, of this run and of earlier settings
+            if _CHUNKS.fullmatch(e.name) and e.name.startswith(f'.{split}.') and not e.is_symlink(): shutil.rmtree(e)
+    out['seconds'] = round(time.time() - t0, 3)
+    return out
+
 # %% ../nbs/01_data.ipynb #load0002
 def _identity(b):
     "The collate function of `loader`: a batch is already a dict of tensors."
@@ -1365,3 +1519,18 @@ def generate_cli(argv=None):
     with cli_errors('ris_generate'):
         man = generate_dataset(_preset_config(a.pop('preset')), **a)
     print(json.dumps(dict(out=a['out_dir'], counts=man['counts'], generated=man['generated'])))
+
+# %% ../nbs/01_data.ipynb #d73366cf
+def _generate_part(cfg, root, counts, shard_size, workers, seed, progress, deployment_seed, part):
+    "Write part `part` (i, n) of the plan's shards that are not on disk yet; its counts and what it wrote."
+    with dir_lock(root, 'ris_generate part', shared=True), part_lock(root, 'generate', part):
+        diff = _replaces(root, cfg, counts, shard_size, seed, deployment_seed)
+        if diff:
+            raise FileExistsError(f"{root} holds another dataset ({'; '.join(diff)}): a part never replaces one. Use "
+                                  "another folder, or replace it first (ris_generate --overwrite, without --part)")
+        mine = part_of(_plan(counts, shard_size), part)
+        todo = [(s, i, n) for s, i, n in mine if _existing(root, cfg, s, i, n, seed, deployment_seed) is None]
+        t0 = time.time()
+        _write_shards(cfg, root, todo, workers, seed, progress, deployment_seed)
+    return dict(part=f'{part[0]}/{part[1]}', counts=counts,
+                generated=dict(shards=len(todo), of=len(mine), seconds=round(time.time() - t0, 3)))

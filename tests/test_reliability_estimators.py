@@ -49,7 +49,7 @@ def test_metrics_large_kmax_is_fast(Km):
     truth, est = random_sets(256, Km, Km)
     t0 = time.perf_counter()
     m = metrics(CFG, est, truth)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 5.0     # 12! permutations took minutes (MemoryError): a loose bound, not a timing
     assert m['n'] == 256 and 0 <= m['K_acc'] < 0.5 and math.isfinite(m['rmse_r'])
     same = metrics(CFG, dict(truth, K=truth['K']), truth)
     assert same['success'] == 1.0 and same['rmse_phi_deg'] == 0.0
