@@ -33,14 +33,23 @@ PRESET ?= tiny_real
 CAL_SCENES ?= 500
 DEMO_BETAS_REAL := '[0.5, 1.0]'
 DEMO_ROWS_tiny_real := ['hybrid', 'coded_ml', 'coded_ml_calibrated', 'coded_ml_oracle', 'coded_ml_genie', 'music_rsamp_mdl', 'music_rsamp_trueK', 'music_trueR']
-DEMO_EPOCHS := $(if $(filter %_real,$(PRESET)),12,20)
+DEMO_EPOCHS ?= $(if $(filter %_real,$(PRESET)),12,20)
+# the sizes of the demo (a reduced budget at another preset: make demo PRESET=large N_TRAIN=400 N_VAL=100 N_TEST=100 ...)
+N_TRAIN ?= 2000
+N_VAL ?= 500
+N_TEST ?= 500
+SHARD_SIZE ?= 500
+HPO_TRIALS ?= 4
+HPO_EPOCHS ?= 3
+CRB_SCENES ?= 120
+METHODS ?= $(DEMO_ROWS_$(PRESET))
 DEMO_OUT := $(if $(filter tiny,$(PRESET)),$(DEMO),$(DEMO)/$(PRESET))
 
 demo: setup
 	mkdir -p $(DEMO_OUT)
 	@echo "== 1/5 data: $(PRESET) preset (reuses valid shards) =="
 	$(BIN)/papermill nbs/01_data.ipynb $(DEMO_OUT)/01_data.ipynb --cwd nbs --progress-bar \
-	    -p preset $(PRESET) -p n_train 2000 -p n_val 500 -p n_test 500 -p shard_size 500 -p workers 2 -p out_dir ../data/$(PRESET)
+	    -p preset $(PRESET) -p n_train $(N_TRAIN) -p n_val $(N_VAL) -p n_test $(N_TEST) -p shard_size $(SHARD_SIZE) -p workers 2 -p out_dir ../data/$(PRESET)
 	$(BIN)/ris_verify data/$(PRESET)
 	$(if $(filter %_real,$(PRESET)),$(BIN)/ris_calibrate data/$(PRESET) --n $(CAL_SCENES))
 	@echo "== 2/5 covariance and MUSIC audits (the ideal tiny preset's; a real preset: its calibration instead) =="
@@ -48,14 +57,14 @@ demo: setup
 	$(if $(filter %_real,$(PRESET)),,$(BIN)/papermill nbs/02b_music.ipynb $(DEMO_OUT)/02b_music.ipynb --cwd nbs --progress-bar)
 	@echo "== 3/5 HPO (resumes the study in $(DEMO_OUT)/hpo; a real deployment is calibrated first, once) =="
 	$(BIN)/papermill nbs/06_hpo.ipynb $(DEMO_OUT)/06_hpo.ipynb --cwd nbs --log-output \
-	    -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT)/hpo -p trials 4 -p epochs 3 -p train_frac 0.5 -p val_frac 0.5
+	    -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT)/hpo -p trials $(HPO_TRIALS) -p epochs $(HPO_EPOCHS) -p train_frac 0.5 -p val_frac 0.5
 	@echo "== 4/5 training with the HPO's best.json (resumes $(DEMO_OUT)/train) =="
 	$(BIN)/papermill nbs/05_train.ipynb $(DEMO_OUT)/05_train.ipynb --cwd nbs --log-output \
 	    -p data_dir ../data/$(PRESET) -p params_json ../$(DEMO_OUT)/hpo/best.json -p epochs $(DEMO_EPOCHS) -p out_dir ../$(DEMO_OUT)/train -p resume True
 	@echo "== 5/5 thresholds on validation, then the test split =="
 	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO_OUT)/07_eval.ipynb --cwd nbs --log-output \
-	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False \
-	    -p methods "$(DEMO_ROWS_$(PRESET))" $(if $(filter %_real,$(PRESET)),-p betas $(DEMO_BETAS_REAL))
+	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False -p crb_scenes $(CRB_SCENES) \
+	    -p methods "$(METHODS)" $(if $(filter %_real,$(PRESET)),-p betas $(DEMO_BETAS_REAL))
 	@echo "demo done: executed notebooks in $(DEMO_OUT)/, report $(DEMO_OUT)/report.html, results $(DEMO_OUT)/results.json"
 
 NPROC ?= 2

@@ -8,7 +8,7 @@ import itertools, tempfile, time
 from pathlib import Path
 import torch
 from torch.profiler import profile, ProfilerActivity
-from common import emit, command_line
+from common import emit, command_line, peak_rss_mb
 from ris_music import load_preset, generate_dataset, Trainer
 
 STAGES = ('data', 'forward', 'candidates', 'cov_builder', 'loss', 'backward', 'optimizer')
@@ -85,6 +85,7 @@ def run(preset, n_steps, batch, tmp):
             samples_per_s=round(n / dt, 1),
             step_s=round(dt / n_steps, 3),
             share=shares(prof, t * 1e6),
+            peak_rss_mb=peak_rss_mb(),     # of the whole process so far (run one preset for its own peak)
         )
         for lab, (dt, n), (prof, t) in zip(labels, timed, profs)
     ]

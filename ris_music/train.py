@@ -29,7 +29,8 @@ from .loss import source_labels
 from .model import load_model
 
 # %% auto #0
-__all__ = ['load_params', 'init_dist', 'calibrated_inputs', 'Trainer', 'train_cli', 'launch_ddp', 'source_scores']
+__all__ = ['AMP_MODES', 'load_params', 'init_dist', 'calibrated_inputs', 'amp_dtype', 'Trainer', 'train_cli', 'launch_ddp',
+           'source_scores']
 
 # %% ../nbs/05_train.ipynb #efcb0409
 def load_params(path):
@@ -113,6 +114,18 @@ def calibrated_inputs(data_dir,             # a real fixed deployment's dataset
     cache_component_fit(data_dir, splits, progress=progress)
     return cal
 
+# %% ../nbs/05_train.ipynb #7ea6a2c0
+AMP_MODES = ('auto', 'bf16', 'fp16', 'off')  # Trainer(amp=...): mixed precision of the forward pass
+
+
+def amp_dtype(amp:str,  # one of AMP_MODES
+              device,   # the training device
+             ):         # the autocast dtype, or None (full precision)
+    "The autocast dtype of a Trainer's forward pass: bf16 on CUDA for 'auto', none on the CPU for 'auto'."
+    if amp not in AMP_MODES: raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    if amp == 'auto': amp = 'bf16' if torch.device(device).type == 'cuda' else 'off'
+    return dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp)
+
 # %% ../nbs/05_train.ipynb #8b76c37b
 class Trainer:
     "Train a RisNet on a sharded dataset; checkpoints and the log go to out_dir."
@@ -130,6 +143,7 @@ class Trainer:
                  progress:bool=True,          # progress bars and a line per epoch (on rank 0)
                  resume:bool=True,            # go on from last.pt if it is this run's, else start afresh
                  reshard:bool=False,          # resume a checkpoint written with another world size
+                 amp:str='auto',              # mixed precision: 'auto' (bf16 on CUDA, off on CPU), 'bf16', 'fp16', 'off'
                 ):
         data_cfg = read_config(data_dir)
         _check_params(params or {}, data_cfg, data_dir)
@@ -137,6 +151,7 @@ class Trainer:
         check_data(cfg, ds := ShardDataset(data_dir, 'train', with_rsamp=False))
         _check_int(seed, 0, 'Trainer: seed')
         _check_int(workers, 0, 'Trainer: workers')
+        if amp not in AMP_MODES: raise ValueError(f"Trainer: amp must be one of {AMP_MODES}, got {amp!r}")
         n_train = n_samples(len(ds), n_train, f'{data_dir} train split')                 # the subsets, before any work
         n_val = n_samples(len(ShardDataset(data_dir, 'val', with_rsamp=False)), n_val, f'{data_dir} val split')
         self.rank, self.world, self.device = init_dist(device)
@@ -159,7 +174,8 @@ class Trainer:
         gpu = [self.device] if self.device.type == 'cuda' else None
         self.net = self.model if self.world == 1 else DDP(self.model, gpu)    # gradients averaged over processes
         self.opt = self._optimizer()
-        self.amp = self.device.type == 'cuda'
+        self.amp = amp_dtype(amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)   # fp16's loss scale
 
 # %% ../nbs/05_train.ipynb #d25ddfd9
 @patch
@@ -238,7 +254,7 @@ def step(self: Trainer, b):
     stop = f"on samples {b['index'][:8].tolist()}...; stopped before the optimiser step, nothing saved"
     err = None
     try:
-        with record_function('forward'), torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp):
+        with record_function('forward'), torch.autocast(self.device.type, self.amp, enabled=self.amp is not None):
             out = self.net(b)
         with record_function('loss'):
             t = loss_terms(self.cfg, out, b)
@@ -252,11 +268,14 @@ def step(self: Trainer, b):
                                  "optimiser step, nothing saved")
     self.opt.zero_grad(set_to_none=True)
     with record_function('backward'):
-        (t['total'] * share).backward()
+        self.scaler.scale(t['total'] * share).backward()   # (fp16: the loss scaled; otherwise as it is)
     with record_function('optimizer'):
+        self.scaler.unscale_(self.opt)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.opt.step()
-        self.sched.step()
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.opt)                         # (fp16: skipped when a gradient overflowed)
+        self.scaler.update()
+        if scale is None or self.scaler.get_scale() >= scale: self.sched.step()   # a skipped step: the same lr
     return {k: v.item() for k, v in t.items()}
 
 # %% ../nbs/05_train.ipynb #val00002
@@ -403,6 +422,7 @@ def resume(self: Trainer, epochs):
         self.model.load_state_dict(ck['model'])
         self.opt.load_state_dict(ck['opt'])
         self.sched.load_state_dict(ck['sched'])
+        if 'scaler' in ck: self.scaler.load_state_dict(ck['scaler'])
     except (RuntimeError, ValueError, KeyError) as e:
         raise ValueError(
             f"{path}: checkpoint does not fit this model ({str(e).splitlines()[0]}); use a new out_dir or resume=False"
@@ -474,7 +494,7 @@ def _write(self: Trainer, state, epochs, improved):
     "Write best.pt (if the epoch improved), last.pt (the whole state, a copy of the best weights too) and log.jsonl."
     if improved: self._save('best.pt', self._best_ck(state))
     last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
-                cfg=self.cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
+                scaler=self.scaler.state_dict(), cfg=self.cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
                 run=dict(n_train=self.n_train, n_val=self.n_val, seed=self.seed),
                 best_model=self.best_state, **state)       # (best.pt can be rewritten from last.pt)
     self._save('last.pt', last)
