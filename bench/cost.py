@@ -38,7 +38,8 @@ def array(st, n):
     as n workers of one shared study (at most 40), training by DDP over n machines at an assumed efficiency 0.8."""
     ddp = max(1.0, 0.8 * n)
     return dict(st, data=st['data'] / n, coded_ml_cache=st['coded_ml_cache'] / n, test=st['test'] / n,
-                hpo=st['hpo'] / HPO_TRIALS * math.ceil(HPO_TRIALS / n), training=st['training'] / ddp, sweep=st['sweep'] / ddp)
+                hpo=st['hpo'] / HPO_TRIALS * math.ceil(HPO_TRIALS / n), training=st['training'] / ddp,
+                sweep=st['sweep'] / ddp)
 
 
 def machines_under(st, hours=2.0, most=4096):

@@ -143,7 +143,7 @@ class Trainer:
                  progress:bool=True,          # progress bars and a line per epoch (on rank 0)
                  resume:bool=True,            # go on from last.pt if it is this run's, else start afresh
                  reshard:bool=False,          # resume a checkpoint written with another world size
-                 amp:str='auto',              # mixed precision: 'auto' (bf16 on CUDA, off on CPU), 'bf16', 'fp16', 'off'
+                 amp:str='auto',              # mixed precision: 'auto' (CUDA: bf16, CPU: off), 'bf16', 'fp16', 'off'
                 ):
         data_cfg = read_config(data_dir)
         _check_params(params or {}, data_cfg, data_dir)
@@ -494,7 +494,8 @@ def _write(self: Trainer, state, epochs, improved):
     "Write best.pt (if the epoch improved), last.pt (the whole state, a copy of the best weights too) and log.jsonl."
     if improved: self._save('best.pt', self._best_ck(state))
     last = dict(model=self.model.state_dict(), opt=self.opt.state_dict(), sched=self.sched.state_dict(),
-                scaler=self.scaler.state_dict(), cfg=self.cfg.to_dict(), epochs=epochs, world=self.world, data=self.data_hash,
+                scaler=self.scaler.state_dict(), cfg=self.cfg.to_dict(), epochs=epochs, world=self.world,
+                data=self.data_hash,
                 run=dict(n_train=self.n_train, n_val=self.n_val, seed=self.seed),
                 best_model=self.best_state, **state)       # (best.pt can be rewritten from last.pt)
     self._save('last.pt', last)
