@@ -43,6 +43,7 @@ HPO_TRIALS ?= 4
 HPO_EPOCHS ?= 3
 CRB_SCENES ?= 120
 METHODS ?= $(DEMO_ROWS_$(PRESET))
+DEVICE ?= cpu
 DEMO_OUT := $(if $(filter tiny,$(PRESET)),$(DEMO),$(DEMO)/$(PRESET))
 
 demo: setup
@@ -60,10 +61,10 @@ demo: setup
 	    -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT)/hpo -p trials $(HPO_TRIALS) -p epochs $(HPO_EPOCHS) -p train_frac 0.5 -p val_frac 0.5
 	@echo "== 4/5 training with the HPO's best.json (resumes $(DEMO_OUT)/train) =="
 	$(BIN)/papermill nbs/05_train.ipynb $(DEMO_OUT)/05_train.ipynb --cwd nbs --log-output \
-	    -p data_dir ../data/$(PRESET) -p params_json ../$(DEMO_OUT)/hpo/best.json -p epochs $(DEMO_EPOCHS) -p out_dir ../$(DEMO_OUT)/train -p resume True
+	    -p data_dir ../data/$(PRESET) -p params_json ../$(DEMO_OUT)/hpo/best.json -p epochs $(DEMO_EPOCHS) -p out_dir ../$(DEMO_OUT)/train -p resume True -p device $(DEVICE)
 	@echo "== 5/5 thresholds on validation, then the test split =="
 	$(BIN)/papermill nbs/07_eval.ipynb $(DEMO_OUT)/07_eval.ipynb --cwd nbs --log-output \
-	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False -p crb_scenes $(CRB_SCENES) \
+	    -p ckpt ../$(DEMO_OUT)/train/best.pt -p data_dir ../data/$(PRESET) -p out_dir ../$(DEMO_OUT) -p train_if_missing False -p crb_scenes $(CRB_SCENES) -p device $(DEVICE) \
 	    -p methods "$(METHODS)" $(if $(filter %_real,$(PRESET)),-p betas $(DEMO_BETAS_REAL))
 	@echo "demo done: executed notebooks in $(DEMO_OUT)/, report $(DEMO_OUT)/report.html, results $(DEMO_OUT)/results.json"
 

@@ -44,14 +44,15 @@ def passes(tr, n_steps):
     return out
 
 
-def run(preset, n_steps, batch, tmp):
+def run(preset, n_steps, batch, tmp, device='cpu'):
     "First-epoch and later-epoch throughput and time shares of one preset."
     cfg = load_preset(preset)
     d = Path(tmp) / preset
     generate_dataset(cfg, d, batch * n_steps, batch, 0, shard_size=batch * 4, workers=2, seed=0, progress=False)
 
     def trainer():
-        tr = Trainer(d, Path(tmp) / f'out_{preset}', params=dict(batch_size=batch), progress=False, resume=False)
+        tr = Trainer(d, Path(tmp) / f'out_{preset}', params=dict(batch_size=batch), progress=False, resume=False,
+                     device=device)
         tr.resume(3)
         return tr
 
@@ -86,6 +87,7 @@ def run(preset, n_steps, batch, tmp):
             step_s=round(dt / n_steps, 3),
             share=shares(prof, t * 1e6),
             peak_rss_mb=peak_rss_mb(),     # of the whole process so far (run one preset for its own peak)
+            peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20) if str(device).startswith('cuda') else None,
         )
         for lab, (dt, n), (prof, t) in zip(labels, timed, profs)
     ]
@@ -94,11 +96,12 @@ def run(preset, n_steps, batch, tmp):
 def main(presets=('tiny', 'seed'),        # presets to run
          steps:int=8,                      # training steps timed per epoch
          batch:int=64,                     # batch size
+         device:str='cpu',                 # cpu or cuda
          out:str='bench/out/train.json'):  # where the JSON goes
     "Training samples/s (first and later epochs), the coded-ML cache rate and the step's profile per preset."
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [r for p in presets for r in run(p, steps, batch, tmp)]
-    emit(dict(bench='train', runs=runs), out)
+        runs = [r for p in presets for r in run(p, steps, batch, tmp, device)]
+    emit(dict(bench='train', runs=runs), out, device)
 
 
 if __name__ == '__main__':
