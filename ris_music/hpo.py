@@ -18,16 +18,16 @@ __all__ = ['SPACES', 'suggest', 'redact', 'open_storage', 'recover_stale', 'prun
 # %% ../nbs/06_hpo.ipynb #d7c37809
 SPACES = {
     'wide': dict(
-        D_MODEL=('cat', {'seed': [448, 512], 'tiny': [48, 64]}),
+        D_MODEL=('cat', {'seed': [448, 512], 'tiny': [48, 64], 'large': [448, 512]}),
         NUM_HEADS=('cat', [4, 8]),
         dropout=('float', 0.20, 0.32),
-        lr=('log', {'seed': (1e-4, 4e-4), 'tiny': (3e-4, 3e-3)}),
+        lr=('log', {'seed': (1e-4, 4e-4), 'tiny': (3e-4, 3e-3), 'large': (1e-4, 4e-4)}),
         batch_size=('cat', [64, 80]),
         lam_cov=('float', 0.10, 0.25),
         lam_ang=('float', 0.50, 1.00),
         lam_rng=('float', 0.30, 0.60),
         lam_K=('float', 0.05, 0.25),
-        range_grid=('int', {'seed': (121, 161), 'tiny': (15, 31)}),
+        range_grid=('int', {'seed': (121, 161), 'tiny': (15, 31), 'large': (121, 161)}),
         newton_iter=('int', 5, 15),
         newton_lr=('float', 0.3, 1.0),
         shrink_alpha=('float', 0.10, 0.20),
@@ -53,17 +53,25 @@ def _narrow(spec):
 SPACES['narrow'] = {k: _narrow(v) for k, v in SPACES['wide'].items()}
 
 # %% ../nbs/06_hpo.ipynb #bcea1e5b
+def _knob(name, spec, preset):
+    "A knob's (kind, *range) for `preset` (a `*_real` preset: its ideal twin's where it has none); KeyError if none."
+    kind, *a = spec
+    if isinstance(a[0], dict):
+        if preset not in a[0] and preset.endswith('_real'): preset = preset[: -len('_real')]   # its ideal twin's
+        if preset not in a[0]:
+            raise KeyError(f"search space: {name!r} has no range for preset {preset!r} (has {list(a[0])}); give the "
+                           "HPO a space with one (a dict like SPACES['wide'])")
+        a = [a[0][preset]] if kind == 'cat' else list(a[0][preset])
+    return (kind, *a)
+
+
 def suggest(trial, space, preset):
     """Sample the parameters of `space` ('wide', 'narrow' or a dict) for a config of `preset` (a `*_real` preset takes
     its ideal twin's ranges where it has none of its own: the same sizes)."""
     sp = SPACES[space] if isinstance(space, str) else space
     out = {}
-    for name, (kind, *a) in sp.items():
-        if isinstance(a[0], dict):
-            if preset not in a[0] and preset.endswith('_real'): preset = preset[: -len('_real')]   # its ideal twin's
-            if preset not in a[0]:
-                raise KeyError(f"search space: {name!r} has no range for preset {preset!r} (has {list(a[0])})")
-            a = [a[0][preset]] if kind == 'cat' else list(a[0][preset])
+    for name, spec in sp.items():
+        kind, *a = _knob(name, spec, preset)
         if kind == 'cat':
             out[name] = trial.suggest_categorical(name, a[0])
         elif kind == 'int':
@@ -321,6 +329,7 @@ def run_hpo(data_dir:str,                # the dataset folder
     if isinstance(space, str) and space not in SPACES:
         raise KeyError(f"unknown search space {space!r}; available: {list(SPACES)}")
     preset, n_train, n_val = _subsets(data_dir, train_frac, val_frac)
+    for name, spec in (SPACES[space] if isinstance(space, str) else space).items(): _knob(name, spec, preset)
     out = Path(out_dir)                                     # every argument checked: now the study's folder
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"run_hpo: out_dir {out_dir} is a file; give a folder for the study's files")
