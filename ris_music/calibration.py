@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import Config, steering, as_tensor, to_points, from_points, source_mask, search_box, read_json
-from .core import cli_options, cli_errors, parse_part, FolderLocked
+from .core import cli_options, cli_errors, parse_part
 from .data import ShardDataset, read_config, read_manifest, hold_dataset, derived_dir, DataError
-from .data import _write_derived_folder, write_derived, has_derived, chunked_derived, part_lock
-from .data import running_parts, drop_parts
+from .data import _write_derived_folder, write_derived, has_derived, chunked_derived, job_part
+from .data import derived_job
 from .coded_ml import coded_ml_localize, glrt_threshold, _projector_parts, steering_derivs, _chol_inv
 from .coded_ml import _lm_step, _lm_loop, _at, _grid_on, matched_filter, coded_ml_grid, CODED_ML_OSR
 from .coded_ml import grid_dictionary, n_cells_default
@@ -977,12 +977,8 @@ def cache_component_fit(root,                              # the dataset folder 
         if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
             raise ValueError(f"cache_component_fit: {name} must be an integer >= 1, got {v!r}")
     secs = {}
-    part = parse_part(part)
-    if part and finalize: raise ValueError("cache_component_fit: part and finalize: give one of them")
-    with hold_dataset(root, "fitting the hybrid's candidates") as mhash, part_lock(root, COMPONENT_FIT, part):
-        if part is None and running_parts(root, COMPONENT_FIT):
-            raise FolderLocked(f"{root}: candidate-fit parts {', '.join(running_parts(root, COMPONENT_FIT))} are "
-                               "running; join their chunks when they have finished")
+    part = job_part('cache_component_fit', part, finalize)
+    with hold_dataset(root, "fitting the hybrid's candidates") as mhash, derived_job(root, COMPONENT_FIT, part):
         cal, cfg = read_calibration(root), read_config(root)
         try: cfl = read_count_floor(root)['floor']
         except DataError: cfl = 0.0
@@ -996,7 +992,6 @@ def cache_component_fit(root,                              # the dataset folder 
             what = f'part {part[0]}/{part[1]} of ' if part else ''
             if progress: print(f"hybrid candidates {split}: {what}{counts[split]} scenes in {secs[split]:.1f} s",
                                flush=True)
-        if part is None: drop_parts(root, COMPONENT_FIT)
     return secs
 
 # %% ../nbs/02d_calibration.ipynb #1f95891b

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from .core import Config, steering, positions, direction, search_box, source_mask, as_tensor, NonFiniteError
 from .core import SearchGrid, clamp_box, to_points, from_points, damped_newton, cat_batches
-from .core import cli_options, cli_errors, parse_part, FolderLocked
+from .core import cli_options, cli_errors
 from .data import ShardDataset, read_manifest, read_config, write_derived, has_derived, derived_dir
-from .data import hold_dataset, chunked_derived, part_lock, running_parts, drop_parts, PARTS_DIR
+from .data import hold_dataset, chunked_derived, job_part, derived_job, PARTS_DIR
 
 # %% auto #0
 __all__ = ['CODED_ML_OSR', 'CODED_ML_FIELDS', 'CODED_ML_VERSION', 'coded_ml_grid', 'n_cells_default', 'steering_derivs',
@@ -972,10 +972,9 @@ def cache_coded_ml(root:str,                              # the dataset folder
     first read to the last write, so `ris_generate --overwrite` cannot replace it meanwhile. With `part` it stores
     only part i/n's chunks (`chunked_derived`); the last run, with `finalize` (or without, to compute what is left),
     joins them, refused while a part still runs."""
-    part = parse_part(part)
-    if part and finalize: raise ValueError(f"cache_coded_ml: part {part[0]}/{part[1]} and finalize: give one of them")
+    part = job_part('cache_coded_ml', part, finalize)
     read_manifest(root)                                   # a clear error, before anything, if it is no dataset
-    with hold_dataset(root, 'ris_coded_ml') as mhash, part_lock(root, 'coded_ml', part):
+    with hold_dataset(root, 'ris_coded_ml') as mhash, derived_job(root, 'coded_ml', part):
         counts = read_manifest(root)['counts']
         splits = _check_cache(root, splits, counts, workers, chunk, settings)
         cfg = cfg or read_config(root)
@@ -983,9 +982,6 @@ def cache_coded_ml(root:str,                              # the dataset folder
                       early_stop=False)
         todo = [s for s in splits if counts[s] and not has_derived(root, 'coded_ml', s, record)]
         if todo: _check_writable(root)
-        if part is None and running_parts(root, 'coded_ml'):
-            raise FolderLocked(f"{root}: coded-ML parts {', '.join(running_parts(root, 'coded_ml'))} are running; "
-                               "join their chunks when they have finished")
         done = {}
         for split in todo:
             done[split] = _cache_split(root, split, counts[split], cfg, settings, record, workers, chunk, mhash,
@@ -994,7 +990,6 @@ def cache_coded_ml(root:str,                              # the dataset folder
                 what = f'part {part[0]}/{part[1]} of ' if part else ''
                 where = ' -> ' + str(derived_dir(root, 'coded_ml', split)) if part is None else ''
                 print(f'coded-ML {split}: {what}{counts[split]} samples in {done[split]:.1f} s{where}', flush=True)
-        if part is None: drop_parts(root, 'coded_ml')
     return done
 
 # %% ../nbs/02c_coded_ml.ipynb #cml00039

@@ -25,11 +25,11 @@ from .impairments import (REAL_FIELDS, is_ideal, ideal_hardware, deployment_gene
 __all__ = ['RIS_FIELDS', 'FIXED_FIELDS', 'GEN_VERSION', 'SPLITS', 'SHARD_FIELDS', 'REAL_TRUTH', 'PARTS_DIR', 'DEPLOYMENT_DIR',
            'DEMO_DATASET', 'DEMO_DIR', 'draw_scenes', 'bs_ris_channel', 'source_cov', 'true_cov', 'pinv_right',
            'backproject', 'r_samp', 'make_deployment', 'simulate', 'complete_batch', 'shard_fields', 'shard_seed',
-           'config_hash', 'sha256', 'save_npy', 'write_shard', 'part_lock', 'running_parts', 'drop_parts',
-           'unfinished_parts', 'generate_dataset', 'DataError', 'read_manifest', 'read_config', 'manifest_hash',
-           'read_deployment', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived', 'read_derived',
-           'has_derived', 'ShardDataset', 'chunked_derived', 'loader', 'to_device', 'n_samples', 'check_data',
-           'verify_dataset', 'verify_cli', 'generate_cli']
+           'config_hash', 'sha256', 'save_npy', 'write_shard', 'part_lock', 'running_parts', 'drop_parts', 'job_part',
+           'derived_job', 'unfinished_parts', 'generate_dataset', 'DataError', 'read_manifest', 'read_config',
+           'manifest_hash', 'read_deployment', 'require_dataset', 'derived_dir', 'hold_dataset', 'write_derived',
+           'read_derived', 'has_derived', 'ShardDataset', 'chunked_derived', 'loader', 'to_device', 'n_samples',
+           'check_data', 'verify_dataset', 'verify_cli', 'generate_cli']
 
 # %% ../nbs/01_data.ipynb #11bae7af
 def _too_close(phi, theta, sep):
@@ -627,6 +627,31 @@ def drop_parts(root,     # the dataset folder
         if f'{i}/{n}' not in busy and {e.name for e in d.iterdir()} <= {'.lock'}: shutil.rmtree(d)
     d = Path(root) / PARTS_DIR
     if d.is_dir() and not d.is_symlink() and not any(d.iterdir()): d.rmdir()
+
+# %% ../nbs/01_data.ipynb #108f2537
+def job_part(job:str,             # the job's name (for the message)
+             part=None,           # 'i/n', (i, n) or None
+             finalize:bool=False, # the job's last step
+            )->tuple|None:        # `parse_part`'s (i, n), or None
+    "The part of a job, checked against `finalize`: a part computes pieces, the last step joins them; not both."
+    part = parse_part(part)
+    if part and finalize: raise ValueError(f"{job}: part {part[0]}/{part[1]} and finalize: give one of them")
+    return part
+
+
+@contextlib.contextmanager
+def derived_job(root,      # the dataset folder
+                job:str,   # the job's name (its parts' locks)
+                part=None, # `job_part`'s (i, n), or None: the whole job or its last step
+               ):
+    """The frame of a job over derived data that may run in parts: a part holds its lock (`part_lock`); the whole job
+    is refused while parts of it run, and removes their idle locks when it ends."""
+    with part_lock(root, job, part):
+        if part is None and running_parts(root, job):
+            raise FolderLocked(f"{root}: {job} parts {', '.join(running_parts(root, job))} are running; join their "
+                               "pieces when they have finished")
+        yield part
+        if part is None: drop_parts(root, job)
 
 # %% ../nbs/01_data.ipynb #dddac6fd
 def unfinished_parts(root,       # the dataset folder
@@ -1291,6 +1316,11 @@ def _run_chunks(root, split, job, args, starts, chunk, n, workers):
             yield j[2], _job(job)(*j)
     finally: torch.set_num_threads(threads)
 
+# %% ../nbs/01_data.ipynb #4b349d98
+def _save_npz(path, arrays):
+    "Write a dict of arrays as one .npz file at `path` (the name as given)."
+    with open(path, 'wb') as f: np.savez(f, **arrays)
+
 # %% ../nbs/01_data.ipynb #9078b4c3
 _CHUNKS = re.compile(r'\.(train|val|test)\.chunks-[0-9a-f]{12}')   # a split's stored chunks (ours to delete)
 
@@ -1309,8 +1339,7 @@ def chunked_derived(root,                 # the dataset folder
                     rerun:str='the job with --part',  # how a part is run (for the message of a missing chunk)
                    )->dict:               # chunks (this run's), computed, seconds, written (the folder, or None)
     "Derived data `name` of a split from a chunk job, chunk by chunk (resumable), whole or in parts (see above)."
-    part = parse_part(part)
-    if part and finalize: raise ValueError(f"chunked_derived {name!r}: part and finalize: give one of them")
+    part = job_part(f'chunked_derived {name!r}', part, finalize)
     _check_derived_args(name, split)
     n = read_manifest(root)['counts'][split]
     key = hashlib.sha256(json.dumps([name, settings, manifest, chunk, n], sort_keys=True, default=str).encode())
@@ -1323,7 +1352,7 @@ def chunked_derived(root,                 # the dataset folder
     t0 = time.time()
     if todo: d.mkdir(parents=True, exist_ok=True)
     for s, arrays in _run_chunks(root, split, job, args, todo, chunk, n, workers):
-        atomic_write(d / f'{s:09d}.npz', lambda t: np.savez(open(t, 'wb'), **arrays))
+        atomic_write(d / f'{s:09d}.npz', lambda t, a=arrays: _save_npz(t, a))
     out = dict(chunks=len(mine), computed=len(todo), seconds=None, written=None)
     if part is None and n:
         parts = [dict(np.load(d / f'{s:09d}.npz')) for s in starts]

@@ -8,16 +8,13 @@ from ris_music.data import generate_dataset, ShardDataset, DataError, REAL_TRUTH
 from ris_music.calibration import (cache_calibration, read_calibration, add_calibration, calibrate, robust_localize,
                                    coherent_leaders, CALIBRATION, element_responses, nominal_table)
 from ris_music.evaluate import run_methods, run_coded_ml, estimate, EST_FIELDS
+from conftest import calibrated_real
 
 
 @pytest.fixture(scope='module')
 def real(tmp_path_factory):
     "A small tiny_real dataset (seed 3, deployment 7), calibrated on its 40 train scenes (2 rounds)."
-    root = tmp_path_factory.mktemp('cal') / 'd'
-    generate_dataset(load_preset('tiny_real'), root, 40, 8, 12, shard_size=20, workers=1, seed=3, deployment_seed=7,
-                     progress=False)
-    cache_calibration(root, n=40, rounds=2, iters=6)
-    return root
+    return calibrated_real(tmp_path_factory, 'cal', 8, 12, seed=3, deployment_seed=7, rounds=2, iters=6)
 
 
 def test_stored_and_read_back(real):

@@ -9,18 +9,16 @@ from ris_music.data import generate_dataset, ShardDataset
 from ris_music.calibration import (cache_calibration, cache_count_floor, cache_component_fit, read_calibration,
                                    add_calibration, robust_localize, read_count_floor, COMPONENT_FIT)
 
+from conftest import calibrated_real
+
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope='module')
 def real(tmp_path_factory):
     "A small tiny_real dataset, calibrated on its 40 train scenes, with a counting floor chosen on its val split."
-    root = tmp_path_factory.mktemp('hyb') / 'd'
-    generate_dataset(load_preset('tiny_real'), root, 40, 24, 0, shard_size=20, workers=1, seed=5, deployment_seed=2,
-                     progress=False)
-    cache_calibration(root, n=40, rounds=1, iters=4)
-    cache_count_floor(root, n=24, floors=(0.0, 1e-3))
-    return root
+    return calibrated_real(tmp_path_factory, 'hyb', 24, 0, seed=5, deployment_seed=2, rounds=1, iters=4,
+                           floors=(0.0, 1e-3))
 
 
 def test_candidates_do_not_depend_on_the_workers(real):
